@@ -1,0 +1,195 @@
+"""Scripted experts: Cartesian waypoints for the TCP, differential IK (`mink`) to joint targets,
+then the robot's own command convention.
+
+The expert reads the simulator's true state (it is privileged) and re-plans from it at every
+step, so it recovers from a push. It works the same for every robot: the only per-robot pieces
+are the rig (names, workspace sizes) and the spec (how a command is written).
+
+Phases (TCP goals in the robot base frame, `h` = object half size):
+
+    reach       approach (above the object)
+    lift        approach → descend → close → lift
+    pick_place  approach → descend → close → lift → carry (above the pad) → lower → open → retreat
+    push        pre-push (behind the object, gripper closed) → descend → push (towards the pad)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from locksmith.sim.env import TabletopEnv
+from locksmith.sim.ik import top_down_rotation
+
+PHASES = {
+    "reach": ("approach_close",),
+    "lift": ("approach", "descend", "close", "lift", "hold"),
+    "pick_place": ("approach", "descend", "close", "lift", "carry", "lower", "open", "retreat"),
+    "push": ("pre_push", "descend_push", "push", "hold"),
+}
+
+
+class ScriptedExpert:
+    """Computes the next native action for a `TabletopEnv` from its true state."""
+
+    def __init__(self, env: TabletopEnv, speed: float | None = None):
+        self.env = env
+        ws = env.rig.workspace
+        # TCP speed scales with the robot's reach (small arms move less far, more slowly).
+        reach = max(abs(ws.spawn_x[1]), abs(ws.spawn_x[0])) + 1e-6
+        self.speed = speed if speed is not None else float(np.clip(0.45 * reach, 0.12, 0.35))
+        self.reset()
+
+    def reset(self) -> None:
+        env = self.env
+        self.phase = 0
+        self.wait = 0
+        self.arm = self._choose_arm()
+        self.goal_tcp = env.tcp_base_frame(self.arm)
+        self.closure = 0.0
+        self.base_goal: np.ndarray | None = None
+
+    def _choose_arm(self) -> str:
+        """The arm whose base is nearest the target object (both arms of a bimanual robot)."""
+        env = self.env
+        if len(env.rig.arms) == 1:
+            return env.rig.arms[0].name
+        obj = env.to_base_frame(env.object_pos(env.target_object))
+        dists = {a.name: abs(env.tcp_base_frame(a.name)[1] - obj[1]) for a in env.rig.arms}
+        return min(dists, key=dists.get)
+
+    @property
+    def phase_name(self) -> str:
+        names = PHASES[self.env.task.name]
+        return names[min(self.phase, len(names) - 1)]
+
+    # ------------------------------------------------------------------ planning
+    def _targets(self) -> tuple[np.ndarray, float, float]:
+        """(TCP goal in base frame, closure command, speed scale) for the current phase."""
+        env = self.env
+        ws = env.rig.workspace
+        h = env.scene.object_half
+        obj = env.to_base_frame(env.object_pos(env.target_object))
+        pad = env.to_base_frame(env.pad_pos(env.target_pad))
+        name = self.phase_name
+        hover = np.array([0, 0, h + ws.hover_height])
+        if name in ("approach", "approach_close"):
+            z = h + 0.02 if name == "approach_close" else h + ws.hover_height
+            return np.array([obj[0], obj[1], z]), 0.0, 1.0
+        if name == "descend":
+            return np.array([obj[0], obj[1], max(obj[2], h * 0.9)]), 0.0, 0.5
+        if name == "close":
+            return self.goal_tcp, 1.0, 1.0
+        if name in ("lift", "hold") and env.task.name != "push":
+            top = self._grasp_xy + [h + ws.lift_height + 0.04]
+            return np.asarray(top), 1.0, 0.6
+        if name == "carry":
+            return pad + hover, 1.0, 1.0
+        if name == "lower":
+            return pad + np.array([0, 0, h + 0.012]), 1.0, 0.4
+        if name == "open":
+            return self.goal_tcp, 0.0, 1.0
+        if name == "retreat":
+            return pad + hover, 0.0, 1.0
+        # push: stand behind the object on the line from the pad, fingers closed.
+        direction = pad[:2] - obj[:2]
+        dist = np.linalg.norm(direction)
+        direction = direction / max(dist, 1e-6)
+        behind = obj[:2] - direction * (h + 0.03)
+        if name == "pre_push":
+            return np.r_[behind, h + ws.hover_height * 0.5], 1.0, 1.0
+        if name == "descend_push":
+            return np.r_[behind, max(h * 0.8, 0.012)], 1.0, 0.6
+        if name == "push":
+            # Aim through the object so its centre ends on the pad centre.
+            lateral = obj[:2] - self.goal_tcp[:2]
+            along = lateral @ direction
+            sideways = lateral - along * direction
+            goal_xy = self.goal_tcp[:2] + direction * 0.02 + sideways * 0.5
+            return np.r_[goal_xy, max(h * 0.8, 0.012)], 1.0, 0.35
+        return self.goal_tcp, 1.0 if name == "hold" else 0.0, 1.0
+
+    def _advance(self, goal: np.ndarray) -> None:
+        env = self.env
+        name = self.phase_name
+        tcp = env.tcp_base_frame(self.arm)
+        err = np.linalg.norm(self.goal_tcp - goal) + np.linalg.norm(tcp - goal)
+        tol = 0.012
+        if name in ("close", "open"):
+            self.wait += 1
+            if self.wait * env.dt >= 0.5:
+                self.phase, self.wait = self.phase + 1, 0
+            return
+        if name == "push":
+            obj = env.to_base_frame(env.object_pos(env.target_object))
+            pad = env.to_base_frame(env.pad_pos(env.target_pad))
+            if np.linalg.norm(obj[:2] - pad[:2]) < 0.01:
+                self.phase += 1
+            return
+        self.wait += 1
+        if err < tol or self.wait * env.dt > 3.0:
+            if name == "descend":
+                self._grasp_xy = list(goal[:2])
+            self.phase, self.wait = self.phase + 1, 0
+
+    # ------------------------------------------------------------------ acting
+    def act(self) -> np.ndarray:
+        env = self.env
+        if self.base_goal is None and env.rig.base_joints:
+            self.base_goal = np.zeros(3)
+        goal, closure, speed_scale = self._targets()
+        self._advance(goal)
+        goal, closure, speed_scale = self._targets()
+        step = goal - self.goal_tcp
+        max_step = self.speed * speed_scale * env.dt
+        norm = np.linalg.norm(step)
+        if norm > max_step:
+            step *= max_step / norm
+        self.goal_tcp = self.goal_tcp + step
+        self.closure = closure
+        return self.native_action()
+
+    def native_action(self) -> np.ndarray:
+        """Write the current TCP goal and closure in the robot's command convention."""
+        env = self.env
+        spec = env.spec_
+        rot = top_down_rotation(env.grasp_yaw[self.arm])
+        solved = env.ik.solve(env.q_cmd, {self.arm: (self.goal_tcp, rot)}, env.dt)
+        parts = []
+        for comp in spec.action:
+            scale = comp.native_scale
+            if comp.kind == "joint_position":
+                q = solved[comp.arm] if comp.arm == self.arm else env.q_cmd[comp.arm]
+                parts.append(q * scale)
+            elif comp.kind == "joint_velocity":
+                q = solved[comp.arm] if comp.arm == self.arm else env.q_cmd[comp.arm]
+                parts.append((q - env.q_cmd[comp.arm]) / env.dt * scale)
+            elif comp.kind == "ee_delta":
+                goal = self.goal_tcp if comp.arm == self.arm else env.tcp_cmd[comp.arm]
+                parts.append((goal - env.tcp_cmd[comp.arm]) * scale)
+            elif comp.kind == "base_velocity":
+                parts.append(np.zeros(3))
+            elif comp.kind == "gripper":
+                closure = self.closure if comp.arm == self.arm else 0.0
+                parts.append([spec.arm(comp.arm).gripper.to_native(closure)])
+        return np.concatenate([np.asarray(p, dtype=float).ravel() for p in parts])
+
+
+def run_expert_episode(env: TabletopEnv, seed: int, expert: ScriptedExpert | None = None):
+    """Roll the expert out for one episode; yields (observation, action, info) per step.
+
+    Returns (through StopIteration.value) whether the episode succeeded.
+    """
+    obs, info = env.reset(seed=seed)
+    expert = expert or ScriptedExpert(env)
+    expert.reset()
+    success = False
+    for _ in range(env.horizon):
+        action = expert.act()
+        yield obs, action, info
+        obs, _, terminated, truncated, info = env.step(action)
+        if terminated:
+            success = True
+            break
+        if truncated:
+            break
+    return success

@@ -1,0 +1,102 @@
+"""Differential inverse kinematics with `mink`, on a robot-only copy of the model.
+
+The IK model holds the robot alone with its base at the origin, so the scene's objects never
+enter the solve. Targets are given in the robot's base frame; for a mobile robot the caller
+transforms world targets by the base pose first, and the base joints are frozen here (the base
+moves by its own velocity commands).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import mink
+import mujoco
+import numpy as np
+
+from locksmith.sim.rig import RobotRig
+from locksmith.sim.robots import get_builder
+
+
+def top_down_rotation(yaw: float) -> np.ndarray:
+    """Rotation whose +z points down and whose +x (closing axis) is at ``yaw`` in the plane."""
+    x = np.array([np.cos(yaw), np.sin(yaw), 0.0])
+    z = np.array([0.0, 0.0, -1.0])
+    y = np.cross(z, x)
+    return np.stack([x, y, z], axis=1)
+
+
+class RobotIK:
+    """Solve arm joint targets that bring each arm's TCP to a pose (robot base frame)."""
+
+    def __init__(self, robot: str, variant: str = "default", orientation_cost: float = 0.5):
+        spec = mujoco.MjSpec()
+        self.rig: RobotRig = get_builder(robot)(spec, spec.worldbody, variant)
+        self.model = spec.compile()
+        self.configuration = mink.Configuration(self.model)
+        self.tasks: dict[str, mink.FrameTask] = {
+            arm.name: mink.FrameTask(arm.tcp_site, "site", position_cost=1.0,
+                                     orientation_cost=orientation_cost, lm_damping=1e-3)
+            for arm in self.rig.arms
+        }
+        self.posture = mink.PostureTask(self.model, cost=1e-3)
+        q_home = self.configuration.q.copy()
+        self._qadr: dict[str, np.ndarray] = {}
+        for arm in self.rig.arms:
+            adr = np.array([self.model.joint(j).qposadr[0] for j in arm.joints])
+            self._qadr[arm.name] = adr
+            q_home[adr] = arm.home_qpos
+        self.posture.set_target(q_home)
+        self.limits = [mink.ConfigurationLimit(self.model)]
+        self.constraints = []
+        if self.rig.base_joints:
+            dofs = [int(self.model.joint(j).dofadr[0]) for j in self.rig.base_joints]
+            self.constraints.append(mink.DofFreezingTask(self.model, dof_indices=dofs))
+
+    def arm_qadr(self, arm: str) -> np.ndarray:
+        return self._qadr[arm]
+
+    def tcp_pose(self, joint_targets: Mapping[str, np.ndarray], arm: str) -> tuple[np.ndarray, np.ndarray]:
+        """Forward kinematics: TCP position and rotation for given arm joint values."""
+        q = self.configuration.q.copy()
+        for name, values in joint_targets.items():
+            q[self._qadr[name]] = values
+        self.configuration.update(q)
+        pose = self.configuration.get_transform_frame_to_world(self.rig.arm(arm).tcp_site, "site")
+        return pose.translation(), pose.rotation().as_matrix()
+
+    def solve(
+        self,
+        joint_now: Mapping[str, np.ndarray],
+        targets: Mapping[str, tuple[np.ndarray, np.ndarray]],
+        dt: float,
+        iterations: int = 3,
+    ) -> dict[str, np.ndarray]:
+        """Arm joint values that move each named arm's TCP towards its (position, rotation).
+
+        Args:
+            joint_now: arm name → current joint values (the start of the solve).
+            targets: arm name → (position (3,), rotation (3, 3)) in the base frame; arms not
+                named keep their posture.
+            dt: integration step (s); the solve moves at most as far as the limits allow.
+            iterations: solver iterations per call.
+        """
+        q = self.configuration.q.copy()
+        for name, values in joint_now.items():
+            q[self._qadr[name]] = values
+        if self.rig.base_joints:
+            for joint in self.rig.base_joints:
+                q[self.model.joint(joint).qposadr[0]] = 0.0
+        self.configuration.update(q)
+        tasks: list = [self.posture]
+        for name, (pos, rot) in targets.items():
+            task = self.tasks[name]
+            task.set_target(mink.SE3.from_rotation_and_translation(mink.SO3.from_matrix(rot), pos))
+            tasks.append(task)
+        for _ in range(iterations):
+            vel = mink.solve_ik(self.configuration, tasks, dt, "daqp", damping=1e-3,
+                                limits=self.limits, constraints=self.constraints or None)
+            self.configuration.integrate_inplace(vel, dt)
+        q = self.configuration.q
+        return {name: q[adr].copy() for name, adr in self._qadr.items()}
+
