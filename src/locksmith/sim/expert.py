@@ -20,6 +20,10 @@ import numpy as np
 from locksmith.sim.env import TabletopEnv
 from locksmith.sim.ik import top_down_rotation
 
+PUSH_CLEARANCE = 0.035  # m between the object's face and the TCP before the push
+PUSH_MAX_LEAD = 0.02  # m the TCP goal may run ahead of the TCP while pushing
+PUSH_LEAD = 0.02  # m the push goal leads the object's far face, so the fingers keep pressing
+
 PHASES = {
     "reach": ("approach_close",),
     "lift": ("approach", "descend", "close", "lift", "hold"),
@@ -92,20 +96,20 @@ class ScriptedExpert:
             return pad + hover, 0.0, 1.0
         # push: stand behind the object on the line from the pad, fingers closed.
         direction = pad[:2] - obj[:2]
-        dist = np.linalg.norm(direction)
-        direction = direction / max(dist, 1e-6)
-        behind = obj[:2] - direction * (h + 0.03)
+        direction = direction / max(np.linalg.norm(direction), 1e-6)
+        behind = obj[:2] - direction * (h + PUSH_CLEARANCE)
+        push_z = h  # fingertips reach below the TCP: pushing at the centre keeps them off the table
         if name == "pre_push":
-            return np.r_[behind, h + ws.hover_height * 0.5], 1.0, 1.0
+            clear_z = h + ws.hover_height * 0.5
+            if self.goal_tcp[2] < clear_z - 0.01 and np.linalg.norm(self.goal_tcp[:2] - behind) > 0.01:
+                return np.r_[self.goal_tcp[:2], clear_z], 1.0, 1.0  # rise before moving over
+            return np.r_[behind, clear_z], 1.0, 1.0
         if name == "descend_push":
-            return np.r_[behind, max(h * 0.8, 0.012)], 1.0, 0.6
+            return np.r_[behind, push_z], 1.0, 0.6
         if name == "push":
-            # Aim through the object so its centre ends on the pad centre.
-            lateral = obj[:2] - self.goal_tcp[:2]
-            along = lateral @ direction
-            sideways = lateral - along * direction
-            goal_xy = self.goal_tcp[:2] + direction * 0.02 + sideways * 0.5
-            return np.r_[goal_xy, max(h * 0.8, 0.012)], 1.0, 0.35
+            # Track the contact point behind the moving object and lean into it.
+            lead = obj[:2] + direction * (h + PUSH_LEAD)
+            return np.r_[lead, push_z], 1.0, 0.35
         return self.goal_tcp, 1.0 if name == "hold" else 0.0, 1.0
 
     def _advance(self, goal: np.ndarray) -> None:
@@ -120,10 +124,20 @@ class ScriptedExpert:
                 self.phase, self.wait = self.phase + 1, 0
             return
         if name == "push":
+            h = env.scene.object_half
             obj = env.to_base_frame(env.object_pos(env.target_object))
             pad = env.to_base_frame(env.pad_pos(env.target_pad))
-            if np.linalg.norm(obj[:2] - pad[:2]) < 0.01:
+            direction = pad[:2] - obj[:2]
+            dist = np.linalg.norm(direction)
+            direction = direction / max(dist, 1e-6)
+            rel = tcp[:2] - obj[:2]
+            along = rel @ direction
+            sideways = np.linalg.norm(rel - along * direction)
+            if dist < 0.01:
                 self.phase += 1
+            elif along > -0.5 * h or sideways > 0.6 * h:
+                # The object slid off the fingers: go round and start the push again.
+                self.phase, self.wait = PHASES["push"].index("pre_push"), 0
             return
         self.wait += 1
         if err < tol or self.wait * env.dt > 3.0:
@@ -145,6 +159,12 @@ class ScriptedExpert:
         if norm > max_step:
             step *= max_step / norm
         self.goal_tcp = self.goal_tcp + step
+        if self.phase_name == "push":
+            # Press, do not ram: keep the goal within a finger's width of the real TCP.
+            tcp = env.tcp_base_frame(self.arm)
+            ahead = self.goal_tcp[:2] - tcp[:2]
+            if np.linalg.norm(ahead) > PUSH_MAX_LEAD:
+                self.goal_tcp[:2] = tcp[:2] + ahead * PUSH_MAX_LEAD / np.linalg.norm(ahead)
         self.closure = closure
         return self.native_action()
 

@@ -97,7 +97,7 @@ def build_scene(
     spec.worldbody.add_light(pos=[0, 0, 3], dir=[0, 0, -1], castshadow=False, type=mujoco.mjtLightType.mjLIGHT_DIRECTIONAL)
     spec.worldbody.add_geom(
         name="table", type=mujoco.mjtGeom.mjGEOM_PLANE, size=[3, 3, 0.05],
-        rgba=[0.55, 0.5, 0.45, 1], friction=[1.0, 0.005, 0.0001], group=0,
+        rgba=[0.55, 0.5, 0.45, 1], friction=[0.7, 0.005, 0.0001], group=0,
     )
     rig = get_builder(embodiment.name)(spec, spec.worldbody, gripper_variant)
     half = rig.workspace.cube_half * geometry.size_scale
@@ -110,7 +110,7 @@ def build_scene(
             gtype, size = mujoco.mjtGeom.mjGEOM_BOX, [half, half, half]
         body.add_geom(
             name=f"object{i}_geom", type=gtype, size=size, mass=0.05, rgba=[1, 0, 0, 1],
-            friction=[1.5, 0.01, 0.0002], condim=4, solref=[0.01, 1], group=0,
+            friction=[0.7, 0.01, 0.0002], condim=4, solref=[0.01, 1], group=0,
         )
     for i in range(N_PADS):
         pad = spec.worldbody.add_body(name=f"pad{i}", mocap=True, pos=[0.3, -0.3 - 0.2 * i, 0])

@@ -16,7 +16,7 @@ from locksmith.sim.rig import ArmRig, RobotRig, Workspace
 from locksmith.sim.robots.common import add_joint_actuators, add_position_actuator, enable_gravcomp
 
 ARM_JOINTS = tuple(f"robot:panda0_joint{i}" for i in range(1, 8))
-HOME = (0.0, -0.3, 0.0, -2.2, 0.0, 1.9, 0.785)
+HOME = (0.0, -0.146, 0.0, -2.219, 0.0, 0.503, 0.0)  # TCP at (0.5, 0, 0.3), pointing down
 # Arm joint stiffness: the large shoulder/elbow joints and the wrist.
 KP = (600.0, 600.0, 600.0, 600.0, 250.0, 250.0, 250.0)
 
