@@ -21,6 +21,7 @@ from locksmith.sim.env import TabletopEnv
 from locksmith.sim.ik import top_down_rotation
 
 PUSH_CLEARANCE = 0.035  # m between the object's face and the TCP before the push
+BASE_STANDOFF = 0.72  # m from the base origin to the work, for a mobile base
 PUSH_MAX_LEAD = 0.02  # m the TCP goal may run ahead of the TCP while pushing
 PUSH_LEAD = 0.02  # m the push goal leads the object's far face, so the fingers keep pressing
 
@@ -45,12 +46,13 @@ class ScriptedExpert:
 
     def reset(self) -> None:
         env = self.env
+        # A mobile base first drives so that the work lies in front of the arm.
+        self.phases = (("drive",) if env.rig.base_joints else ()) + PHASES[env.task.name]
         self.phase = 0
         self.wait = 0
         self.arm = self._choose_arm()
         self.goal_tcp = env.tcp_base_frame(self.arm)
         self.closure = 0.0
-        self.base_goal: np.ndarray | None = None
 
     def _choose_arm(self) -> str:
         """The arm whose base is nearest the target object (both arms of a bimanual robot)."""
@@ -63,8 +65,7 @@ class ScriptedExpert:
 
     @property
     def phase_name(self) -> str:
-        names = PHASES[self.env.task.name]
-        return names[min(self.phase, len(names) - 1)]
+        return self.phases[min(self.phase, len(self.phases) - 1)]
 
     # ------------------------------------------------------------------ planning
     def _targets(self) -> tuple[np.ndarray, float, float]:
@@ -76,6 +77,8 @@ class ScriptedExpert:
         pad = env.to_base_frame(env.pad_pos(env.target_pad))
         name = self.phase_name
         hover = np.array([0, 0, h + ws.hover_height])
+        if name == "drive":
+            return self.goal_tcp, 0.0, 1.0
         if name in ("approach", "approach_close"):
             z = h + 0.02 if name == "approach_close" else h + ws.hover_height
             return np.array([obj[0], obj[1], z]), 0.0, 1.0
@@ -118,6 +121,10 @@ class ScriptedExpert:
         tcp = env.tcp_base_frame(self.arm)
         err = np.linalg.norm(self.goal_tcp - goal) + np.linalg.norm(tcp - goal)
         tol = 0.012
+        if name == "drive":
+            if np.linalg.norm(self._base_error()) < 0.01 and np.linalg.norm(env.data.qvel[env._base_qadr[:2]]) < 0.02:
+                self.phase, self.wait = self.phase + 1, 0
+            return
         if name in ("close", "open"):
             self.wait += 1
             if self.wait * env.dt >= 0.5:
@@ -135,9 +142,9 @@ class ScriptedExpert:
             sideways = np.linalg.norm(rel - along * direction)
             if dist < 0.01:
                 self.phase += 1
-            elif along > -0.5 * h or sideways > 0.6 * h:
+            elif along > -0.5 * h or sideways > 0.9 * h:
                 # The object slid off the fingers: go round and start the push again.
-                self.phase, self.wait = PHASES["push"].index("pre_push"), 0
+                self.phase, self.wait = self.phases.index("pre_push"), 0
             return
         self.wait += 1
         if err < tol or self.wait * env.dt > 3.0:
@@ -145,11 +152,37 @@ class ScriptedExpert:
                 self._grasp_xy = list(goal[:2])
             self.phase, self.wait = self.phase + 1, 0
 
+    def _base_error(self) -> np.ndarray:
+        """World (dx, dy) from the base to where it should stand: the work at `BASE_STANDOFF`."""
+        env = self.env
+        focus = env.object_pos(env.target_object)
+        if env.task.uses_pad:
+            pad = env.pad_pos(env.target_pad)
+            if env.task.name == "push":  # the push starts behind the object
+                direction = (pad - focus) / max(np.linalg.norm(pad - focus), 1e-6)
+                focus = focus - direction * (env.scene.object_half + PUSH_CLEARANCE)
+            focus = 0.5 * (focus + pad)
+        base, yaw = env.base_pose()
+        stand = focus[:2] - BASE_STANDOFF * np.array([np.cos(yaw), np.sin(yaw)])
+        return stand - base[:2]
+
+    def _base_velocity(self) -> np.ndarray:
+        """(vx, vy, wz) in the base frame, SI units, towards the standing point."""
+        env = self.env
+        if self.phase_name != "drive":
+            return np.zeros(3)
+        err = self._base_error()
+        _, yaw = env.base_pose()
+        vel = 2.0 * err
+        top = 0.8 * env.spec_.base.max_linear_speed
+        if np.linalg.norm(vel) > top:
+            vel *= top / np.linalg.norm(vel)
+        c, s = np.cos(yaw), np.sin(yaw)
+        return np.array([c * vel[0] + s * vel[1], -s * vel[0] + c * vel[1], -1.0 * yaw])
+
     # ------------------------------------------------------------------ acting
     def act(self) -> np.ndarray:
         env = self.env
-        if self.base_goal is None and env.rig.base_joints:
-            self.base_goal = np.zeros(3)
         goal, closure, speed_scale = self._targets()
         self._advance(goal)
         goal, closure, speed_scale = self._targets()
@@ -187,7 +220,7 @@ class ScriptedExpert:
                 goal = self.goal_tcp if comp.arm == self.arm else env.tcp_cmd[comp.arm]
                 parts.append((goal - env.tcp_cmd[comp.arm]) * scale)
             elif comp.kind == "base_velocity":
-                parts.append(np.zeros(3))
+                parts.append(self._base_velocity() * np.array([scale, scale, 1.0]))
             elif comp.kind == "gripper":
                 closure = self.closure if comp.arm == self.arm else 0.0
                 parts.append([spec.arm(comp.arm).gripper.to_native(closure)])
