@@ -2,3 +2,12 @@
 measure with numbers how many demonstrations the prior saves."""
 
 __version__ = "0.1.0"
+
+import os as _os
+
+# Offscreen rendering without a display: OSMesa (Debian's libosmesa6) works on any CPU machine.
+if not _os.environ.get("DISPLAY"):
+    _os.environ.setdefault("MUJOCO_GL", "osmesa")
+    _os.environ.setdefault("PYOPENGL_PLATFORM", _os.environ["MUJOCO_GL"])
+# Datasets and models are local files: never reach for a hub.
+_os.environ.setdefault("HF_HUB_OFFLINE", "1")

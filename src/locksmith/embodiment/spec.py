@@ -330,6 +330,9 @@ def _format_validation_error(path: str, err: ValidationError) -> str:
     lines = [f"{path}: invalid embodiment spec ({err.error_count()} problem(s))"]
     for item in err.errors():
         field = ".".join(str(p) for p in item["loc"]) or "<root>"
+        if item["type"] == "missing":
+            lines.append(f"  field {field!r}: required field is missing")
+            continue
         value = item.get("input")
         shown = repr(value) if not isinstance(value, dict) else "{...}"
         if len(shown) > 80:

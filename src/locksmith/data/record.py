@@ -1,0 +1,270 @@
+"""Record scripted-expert demonstrations as a LeRobot v3 dataset, with the spec beside it.
+
+Episodes run in worker processes (both cores); the parent writes them in seed order through
+`lerobot`'s `LeRobotDataset` (`create` / `add_frame` / `save_episode` / `finalize`). Only
+successful expert episodes are kept; a failed seed is skipped and the next one drawn.
+
+Crash safety: the dataset is written into a hidden temporary folder beside ``out`` and renamed
+into place after `finalize`, so an interrupted recording never leaves a dataset that loads but
+is corrupt. Appending copies the existing dataset into the temporary folder first.
+
+Layout written (besides lerobot's own ``meta/`` and ``data/``):
+
+    meta/locksmith_spec.yaml   the robot's full EmbodimentSpec
+    meta/locksmith.json        robot, task, episode seeds, expert success, locksmith version
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing as mp
+import os
+import shutil
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from locksmith import __version__
+from locksmith.embodiment.registry import load_bundled_spec
+from locksmith.embodiment.spec import EmbodimentSpec
+from locksmith.sim.tasks import get_task
+
+log = logging.getLogger(__name__)
+
+SPEC_FILE = "meta/locksmith_spec.yaml"
+META_FILE = "meta/locksmith.json"
+DEMO_SEED_STRIDE = 1_000_003  # episode seeds: seed * stride + k; evaluation uses another range
+
+
+class RecordError(ValueError):
+    """Bad recording request (unknown robot/task, output folder in the way)."""
+
+
+def intent_names(spec: EmbodimentSpec) -> list[str]:
+    """The robot-agnostic intent recorded beside every action (see `DESIGN.md`)."""
+    names = []
+    for arm in spec.arms:
+        names += [f"{arm.name}.tcp_velocity.{a}" for a in "xyz"] + [f"{arm.name}.closure"]
+    if spec.base is not None:
+        names += ["base.velocity.x", "base.velocity.y", "base.velocity.yaw"]
+    return names
+
+
+def dataset_features(spec: EmbodimentSpec, camera: bool, image_size: int | None = None) -> dict:
+    """LeRobot feature dict for a robot's demonstrations."""
+    from locksmith.sim.env import env_state_names
+
+    env_names = env_state_names([a.name for a in spec.arms])
+    features = {
+        "observation.state": {"dtype": "float32", "shape": (spec.state_dim,), "names": spec.names("state")},
+        "observation.environment_state": {"dtype": "float32", "shape": (len(env_names),), "names": env_names},
+        "action": {"dtype": "float32", "shape": (spec.action_dim,), "names": spec.names("action")},
+        "intent": {"dtype": "float32", "shape": (len(intent_names(spec)),), "names": intent_names(spec)},
+    }
+    if camera:
+        for cam in spec.cameras:
+            h = image_size or cam.height
+            w = image_size or cam.width
+            features[f"observation.images.{cam.name}"] = {
+                "dtype": "image", "shape": (h, w, 3), "names": ["height", "width", "channel"],
+            }
+    return features
+
+
+@dataclass(frozen=True)
+class EpisodeRequest:
+    robot: str
+    task: str
+    seed: int
+    camera: bool
+    image_size: int | None
+
+
+_ENV_CACHE: dict = {}
+
+
+def run_expert(request: EpisodeRequest) -> dict | None:
+    """One expert episode; the frames as arrays, or None if the expert failed."""
+    from locksmith.sim.env import TabletopEnv
+    from locksmith.sim.expert import ScriptedExpert
+
+    key = (request.robot, request.task, request.camera, request.image_size)
+    if key not in _ENV_CACHE:
+        _ENV_CACHE.clear()
+        env = TabletopEnv(request.robot, request.task, render=request.camera, image_size=request.image_size)
+        _ENV_CACHE[key] = (env, ScriptedExpert(env))
+    env, expert = _ENV_CACHE[key]
+    obs, info = env.reset(seed=request.seed)
+    expert.reset()
+    frames: list[dict] = []
+    arms = [a.name for a in env.rig.arms]
+    success = False
+    for _ in range(env.horizon):
+        action = expert.act()
+        tcp_before = [env.tcp_base_frame(a) for a in arms]
+        base_before = env.base_pose()
+        next_obs, _, terminated, truncated, info = env.step(action)
+        intent = []
+        for arm, before in zip(arms, tcp_before, strict=True):
+            intent += list((env.tcp_base_frame(arm) - before) / env.dt) + [env.closure_cmd[arm]]
+        if env.rig.base_joints:
+            base_after = env.base_pose()
+            world_v = (base_after[0] - base_before[0]) / env.dt
+            c, s = np.cos(base_before[1]), np.sin(base_before[1])
+            intent += [c * world_v[0] + s * world_v[1], -s * world_v[0] + c * world_v[1],
+                       (base_after[1] - base_before[1]) / env.dt]
+        frames.append({**obs, "action": action.astype(np.float32), "intent": np.asarray(intent, np.float32)})
+        obs = next_obs
+        if terminated:
+            success = True
+            break
+        if truncated:
+            break
+    if not success:
+        return None
+    return {"seed": request.seed, "instruction": env.instruction, "frames": frames}
+
+
+def _episodes(robot: str, task: str, seed: int, camera: bool, image_size: int | None,
+              workers: int) -> Iterator[tuple[int, dict | None]]:
+    """(episode seed, result) in seed order, computed by ``workers`` processes."""
+    def requests():
+        k = 0
+        while True:
+            yield EpisodeRequest(robot, task, seed * DEMO_SEED_STRIDE + k, camera, image_size)
+            k += 1
+
+    if workers <= 1:
+        for req in requests():
+            yield req.seed, run_expert(req)
+        return
+    # A bounded window of episodes in flight (the request stream itself is endless).
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(workers) as pool:
+        pending: deque = deque()
+        stream = requests()
+        while True:
+            while len(pending) < 2 * workers:
+                req = next(stream)
+                pending.append((req.seed, pool.apply_async(run_expert, (req,))))
+            ep_seed, result = pending.popleft()
+            yield ep_seed, result.get()
+
+
+def _prepare_output(out: Path, overwrite: bool, append: bool) -> None:
+    if overwrite and append:
+        raise RecordError("choose one of --overwrite and --append")
+    if out.exists() and not out.is_dir():
+        raise RecordError(f"{out}: exists and is not a folder")
+    if out.exists() and any(out.iterdir()) and not (overwrite or append):
+        raise RecordError(f"{out}: folder exists and is not empty; pass --overwrite to replace it or --append to add episodes")
+    if append and out.exists() and any(out.iterdir()) and not (out / "meta" / "info.json").is_file():
+        raise RecordError(f"{out}: --append needs an existing LeRobot dataset there (no meta/info.json)")
+
+
+def read_locksmith_meta(root: Path) -> dict:
+    path = Path(root) / META_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def record_demos(
+    robot: str,
+    task: str,
+    episodes: int,
+    out: str | Path,
+    seed: int = 0,
+    camera: bool = False,
+    image_size: int | None = None,
+    overwrite: bool = False,
+    append: bool = False,
+    workers: int | None = None,
+    max_failures: int | None = None,
+    progress: bool = True,
+) -> Path:
+    """Record ``episodes`` successful expert demonstrations into a LeRobot dataset at ``out``.
+
+    Returns the dataset folder. Raises `RecordError` for a bad request; nothing at ``out`` is
+    touched until the new dataset is complete.
+    """
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+    from tqdm import tqdm
+
+    spec = load_bundled_spec(robot)
+    get_task(task)
+    if episodes < 1:
+        raise RecordError(f"--episodes must be at least 1, got {episodes}")
+    out = Path(out).resolve()
+    _prepare_output(out, overwrite, append)
+    workers = workers if workers is not None else min(2, os.cpu_count() or 1)
+    repo_id = f"locksmith/{robot}_{task}"
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    appending = append and (out / "meta" / "info.json").is_file()
+    previous = read_locksmith_meta(out) if appending else {}
+    if appending:
+        if previous.get("robot") not in (None, robot):
+            raise RecordError(f"{out}: holds demos of robot {previous.get('robot')!r}, not {robot!r}")
+        shutil.copytree(out, tmp)
+        dataset = LeRobotDataset.resume(repo_id, root=tmp)
+    else:
+        dataset = LeRobotDataset.create(
+            repo_id, fps=int(round(spec.control_rate_hz)), features=dataset_features(spec, camera, image_size),
+            root=tmp, robot_type=spec.robot_type, use_videos=False, image_writer_threads=2 if camera else 0,
+        )
+    seeds: list[int] = list(previous.get("episode_seeds", []))
+    used = set(seeds)
+    max_failures = max_failures if max_failures is not None else max(10, episodes)
+    failures = 0
+    # Appending draws from a fresh block of seeds, disjoint from the episodes already there.
+    start_seed = max(used) // DEMO_SEED_STRIDE + 1 if appending and used else seed
+    try:
+        bar = tqdm(total=episodes, desc=f"{robot}/{task} demos", unit="ep", disable=not progress)
+        for ep_seed, result in _episodes(robot, task, start_seed, camera, image_size, workers):
+            if result is None:
+                failures += 1
+                log.warning("expert failed on seed %d (%d failures so far)", ep_seed, failures)
+                if failures > max_failures:
+                    raise RecordError(f"{robot}/{task}: the expert failed {failures} times; stopping")
+                continue
+            for frame in result["frames"]:
+                dataset.add_frame({**frame, "task": result["instruction"]})
+            dataset.save_episode()
+            seeds.append(ep_seed)
+            bar.update(1)
+            if len(seeds) - len(previous.get("episode_seeds", [])) >= episodes:
+                break
+        bar.close()
+        dataset.finalize()
+        meta = {
+            "locksmith_version": __version__,
+            "robot": robot,
+            "task": task,
+            "camera": camera,
+            "episode_seeds": seeds,
+            "expert_failures": failures + int(previous.get("expert_failures", 0)),
+            "seed": seed,
+        }
+        (tmp / SPEC_FILE).write_text(spec.to_yaml())
+        (tmp / META_FILE).write_text(json.dumps(meta, indent=2))
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _swap_into_place(tmp, out)
+    return out
+
+
+def _swap_into_place(tmp: Path, out: Path) -> None:
+    """Replace ``out`` by ``tmp`` with renames, so a crash leaves one of the two whole."""
+    if out.exists():
+        old = out.parent / f".{out.name}.old-{os.getpid()}"
+        out.rename(old)
+        tmp.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        tmp.rename(out)
