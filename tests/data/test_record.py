@@ -1,0 +1,107 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from locksmith.data.record import META_FILE, SPEC_FILE, RecordError, record_demos
+from locksmith.embodiment.registry import load_bundled_spec
+from locksmith.embodiment.spec import load_spec
+
+
+def _load(root: Path, repo_id: str = "locksmith/panda_reach"):
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    return LeRobotDataset(repo_id, root=root, video_backend="pyav")
+
+
+@pytest.fixture(scope="module")
+def reach_demos(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demos") / "panda_reach"
+    record_demos("panda", "reach", 3, out, seed=0, workers=2, progress=False)
+    return out
+
+
+def test_dataset_loads_offline_with_spec_and_stats(reach_demos):
+    ds = _load(reach_demos)
+    spec = load_bundled_spec("panda")
+    assert ds.num_episodes == 3
+    assert ds.fps == spec.control_rate_hz
+    assert ds.meta.robot_type == spec.robot_type
+    assert ds.features["observation.state"]["shape"] == (spec.state_dim,)
+    assert ds.features["action"]["names"] == spec.names("action")
+    for key in ("observation.state", "observation.environment_state", "action"):
+        assert {"mean", "std", "q01", "q99"} <= set(ds.meta.stats[key])
+    item = ds[0]
+    assert item["task"].startswith("reach the ")
+    assert load_spec(reach_demos / SPEC_FILE) == spec
+    meta = json.loads((reach_demos / META_FILE).read_text())
+    assert meta["robot"] == "panda" and len(meta["episode_seeds"]) == 3
+
+
+def test_existing_folder_is_refused_and_untouched(reach_demos):
+    before = sorted(p.name for p in reach_demos.rglob("*"))
+    with pytest.raises(RecordError, match="not empty"):
+        record_demos("panda", "reach", 1, reach_demos, progress=False)
+    assert sorted(p.name for p in reach_demos.rglob("*")) == before
+
+
+def test_append_adds_episodes_with_fresh_seeds(tmp_path):
+    out = tmp_path / "ds"
+    record_demos("panda", "reach", 1, out, workers=1, progress=False)
+    record_demos("panda", "reach", 2, out, append=True, workers=1, progress=False)
+    meta = json.loads((out / META_FILE).read_text())
+    assert len(meta["episode_seeds"]) == len(set(meta["episode_seeds"])) == 3
+    assert _load(out).num_episodes == 3
+
+
+def test_overwrite_replaces(tmp_path):
+    out = tmp_path / "ds"
+    record_demos("panda", "reach", 2, out, workers=1, progress=False)
+    record_demos("panda", "reach", 1, out, overwrite=True, workers=1, progress=False)
+    assert _load(out).num_episodes == 1
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_camera_images_are_recorded(tmp_path):
+    out = tmp_path / "cam"
+    record_demos("panda", "reach", 1, out, camera=True, image_size=32, workers=1, progress=False)
+    ds = _load(out)
+    image = ds[0]["observation.images.front"]
+    assert tuple(image.shape) == (3, 32, 32)
+    assert float(image.std()) > 0.01  # a real picture, not a blank frame
+
+
+def test_killed_recording_leaves_no_dataset(tmp_path):
+    out = tmp_path / "killed"
+    code = (
+        "from locksmith.data.record import record_demos;"
+        f"record_demos('panda', 'pick_place', 200, {str(out)!r}, workers=1, progress=False)"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    deadline = time.time() + 120
+    # Wait until episodes are being written into the temporary folder, then kill.
+    while time.time() < deadline:
+        tmps = [p for p in tmp_path.iterdir() if p.name.startswith(".killed.tmp")]
+        if tmps and list(tmps[0].rglob("*.parquet")):
+            break
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not out.exists()
+    # A rerun completes and leaves a whole dataset.
+    record_demos("panda", "reach", 1, out, workers=1, progress=False)
+    assert _load(out).num_episodes == 1
+
+
+def test_bad_requests():
+    with pytest.raises(KeyError, match="known robots"):
+        record_demos("optimus", "reach", 1, "/tmp/never", progress=False)
+    with pytest.raises(KeyError, match="known tasks"):
+        record_demos("panda", "dance", 1, "/tmp/never", progress=False)
+    with pytest.raises(RecordError, match="at least 1"):
+        record_demos("panda", "reach", 0, "/tmp/never", progress=False)
