@@ -27,7 +27,9 @@ import numpy as np
 from locksmith.embodiment.registry import load_bundled_spec
 from locksmith.embodiment.spec import EmbodimentSpec
 from locksmith.sim.ik import RobotIK, top_down_rotation
-from locksmith.sim.scene import COLOURS, N_OBJECTS, N_PADS, ObjectGeometry, Scene, build_scene, look_at_quat
+from locksmith.sim.scene import (
+    COLOURS, N_OBJECTS, N_PADS, RENDER_GROUPS, ObjectGeometry, Scene, build_scene, look_at_quat,
+)
 from locksmith.sim.slices import SliceDraw, check_slice, draw_slice
 from locksmith.sim.tasks import TaskState, get_task, is_success
 
@@ -117,6 +119,8 @@ class TabletopEnv(gym.Env):
         self._cam_ids = [m.camera(c).id for c in self.scene.cameras]
         self._cam_pos0 = m.cam_pos[self._cam_ids].copy() if self._cam_ids else np.zeros((0, 3))
         self._renderers = {}
+        self._render_option = mujoco.MjvOption()
+        self._render_option.geomgroup[:] = RENDER_GROUPS
 
     # ------------------------------------------------------------------ reset
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -293,8 +297,11 @@ class TabletopEnv(gym.Env):
             renderer = self._renderers.get(cam)
             if renderer is None:
                 renderer = mujoco.Renderer(self.model, height=size[0], width=size[1])
+                for flag in (mujoco.mjtRndFlag.mjRND_SHADOW, mujoco.mjtRndFlag.mjRND_REFLECTION,
+                             mujoco.mjtRndFlag.mjRND_SKYBOX):
+                    renderer.scene.flags[flag] = False
                 self._renderers[cam] = renderer
-            renderer.update_scene(self.data, camera=cam)
+            renderer.update_scene(self.data, camera=cam, scene_option=self._render_option)
             out[f"observation.images.{spec_cam.name}"] = renderer.render().copy()
         return out
 

@@ -14,16 +14,15 @@ import mink
 import mujoco
 import numpy as np
 
-from locksmith.sim.rig import RobotRig
+from locksmith.sim.rig import SIM_TIMESTEP, RobotRig
 from locksmith.sim.robots import get_builder
 
 
 def top_down_rotation(yaw: float) -> np.ndarray:
     """Rotation whose +z points down and whose +x (closing axis) is at ``yaw`` in the plane."""
-    x = np.array([np.cos(yaw), np.sin(yaw), 0.0])
-    z = np.array([0.0, 0.0, -1.0])
-    y = np.cross(z, x)
-    return np.stack([x, y, z], axis=1)
+    c, s = np.cos(yaw), np.sin(yaw)
+    # columns: x = (c, s, 0), y = z × x = (s, -c, 0), z = (0, 0, -1)
+    return np.array([[c, s, 0.0], [s, -c, 0.0], [0.0, 0.0, -1.0]])
 
 
 class RobotIK:
@@ -31,6 +30,7 @@ class RobotIK:
 
     def __init__(self, robot: str, variant: str = "default", orientation_cost: float = 0.5):
         spec = mujoco.MjSpec()
+        spec.option.timestep = SIM_TIMESTEP
         self.rig: RobotRig = get_builder(robot)(spec, spec.worldbody, variant)
         self.model = spec.compile()
         self.configuration = mink.Configuration(self.model)
@@ -70,7 +70,7 @@ class RobotIK:
         joint_now: Mapping[str, np.ndarray],
         targets: Mapping[str, tuple[np.ndarray, np.ndarray]],
         dt: float,
-        iterations: int = 3,
+        iterations: int = 1,
     ) -> dict[str, np.ndarray]:
         """Arm joint values that move each named arm's TCP towards its (position, rotation).
 

@@ -25,6 +25,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+SIM_TIMESTEP = 0.004
+"""Physics step (s) of every scene; a builder whose model file sets another should adopt this."""
+
 GRIPPER_VARIANTS = ("default", "changed")
 """``changed`` is the `gripper_changed` evaluation slice: other finger geometry and closure."""
 

@@ -13,7 +13,7 @@ import mujoco
 import numpy as np
 
 from locksmith.embodiment.spec import CameraSpec, EmbodimentSpec
-from locksmith.sim.rig import RobotRig
+from locksmith.sim.rig import SIM_TIMESTEP, RobotRig
 from locksmith.sim.robots import get_builder
 
 N_OBJECTS = 3
@@ -78,12 +78,35 @@ def add_camera(spec: mujoco.MjSpec, camera: CameraSpec, offset: np.ndarray | Non
     )
 
 
+RENDER_GROUPS = (1, 1, 1, 1, 1, 0)
+"""Geom groups the cameras draw: group 5 holds the robots' visual-only meshes (hidden)."""
+
+
+def _hide_visual_meshes(model: mujoco.MjModel) -> None:
+    """Draw robots by their collision geometry: high-resolution visual meshes cost ~20x on CPU.
+
+    Visual-only robot meshes (no contacts) go to the hidden group 5; collision geoms, often
+    drawn translucent or hidden by the models, are made visible and opaque.
+    """
+    for geom in range(model.ngeom):
+        body = model.geom_bodyid[geom]
+        name = model.body(body).name
+        if body == 0 or name.startswith(("object", "pad")):
+            continue
+        visual_only = model.geom_contype[geom] == 0 and model.geom_conaffinity[geom] == 0
+        if visual_only and model.geom_type[geom] == mujoco.mjtGeom.mjGEOM_MESH:
+            model.geom_group[geom] = 5
+        elif not visual_only:
+            model.geom_group[geom] = 0
+            model.geom_rgba[geom, 3] = 1.0
+
+
 def build_scene(
     embodiment: EmbodimentSpec,
     gripper_variant: str = "default",
     geometry: ObjectGeometry = ObjectGeometry(),
     camera_offset: np.ndarray | None = None,
-    timestep: float = 0.002,
+    timestep: float = SIM_TIMESTEP,
 ) -> Scene:
     """Compile the scene for one robot (see the module docstring)."""
     spec = mujoco.MjSpec()
@@ -92,6 +115,7 @@ def build_scene(
     spec.option.cone = mujoco.mjtCone.mjCONE_ELLIPTIC
     spec.option.impratio = 10.0
     spec.visual.quality.shadowsize = 0
+    spec.visual.quality.offsamples = 0
     spec.visual.global_.offwidth = 256
     spec.visual.global_.offheight = 256
     spec.worldbody.add_light(pos=[0, 0, 3], dir=[0, 0, -1], castshadow=False, type=mujoco.mjtLightType.mjLIGHT_DIRECTIONAL)
@@ -121,6 +145,7 @@ def build_scene(
     for camera in embodiment.cameras:
         add_camera(spec, camera, camera_offset)
     model = spec.compile()
+    _hide_visual_meshes(model)
     return Scene(
         model=model,
         rig=rig,

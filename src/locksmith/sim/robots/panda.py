@@ -12,7 +12,7 @@ import math
 import mujoco
 
 from locksmith.sim.assets import asset_path
-from locksmith.sim.rig import ArmRig, RobotRig, Workspace
+from locksmith.sim.rig import SIM_TIMESTEP, ArmRig, RobotRig, Workspace
 from locksmith.sim.robots.common import add_joint_actuators, add_position_actuator, enable_gravcomp
 
 ARM_JOINTS = tuple(f"robot:panda0_joint{i}" for i in range(1, 8))
@@ -31,6 +31,7 @@ def panda_spec(prefix: str = "") -> mujoco.MjSpec:
     </mujoco>"""
     spec = mujoco.MjSpec.from_string(xml)
     spec.nuser_actuator = -1
+    spec.option.timestep = SIM_TIMESTEP  # the include sets 0.002; the scene's step wins anyway
     return spec
 
 
