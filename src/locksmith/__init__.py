@@ -11,3 +11,9 @@ if not _os.environ.get("DISPLAY"):
     _os.environ.setdefault("PYOPENGL_PLATFORM", _os.environ["MUJOCO_GL"])
 # Datasets and models are local files: never reach for a hub.
 _os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import logging as _logging
+
+# lerobot tries torchcodec first and logs a long traceback when FFmpeg's libraries are absent;
+# locksmith reads datasets with the pyav backend, so that warning is noise here.
+_logging.getLogger("lerobot.utils.import_utils").setLevel(_logging.ERROR)

@@ -1,0 +1,175 @@
+"""Read a local LeRobot v3 dataset (ours or one recorded with `lerobot-record`) into memory.
+
+State-only demonstrations are small (tens of thousands of frames), so training samples action
+chunks from in-memory tensors rather than through a DataLoader: ~100x faster on 2 cores. The
+dataset is opened through `lerobot`'s `LeRobotDataset` (offline), its stats are lerobot's own
+`meta/stats.json`, and the embodiment spec comes from `meta/locksmith_spec.yaml` (written by
+`locksmith demos`) or from a spec file the caller names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from locksmith.data.record import META_FILE, SPEC_FILE
+from locksmith.embodiment.spec import EmbodimentSpec, SpecError, load_spec
+
+FEATURES = ("observation.state", "observation.environment_state", "action", "intent")
+
+
+class DatasetError(ValueError):
+    """A dataset cannot be used; the message names the folder and what is wrong."""
+
+
+@dataclass
+class Demonstrations:
+    """All frames of one robot's dataset, as arrays, with episode boundaries.
+
+    Attributes:
+        spec: the robot's embodiment spec.
+        arrays: feature name → (N, D) float32 array (features the dataset lacks are absent).
+        episode_index: (N,) episode of each frame; frames of an episode are contiguous.
+        episode_starts / episode_ends: (E,) first frame and one-past-last frame of each episode.
+        tasks: (N,) instruction of each frame.
+        stats: lerobot's stats per feature (mean, std, min, max, q01, q99, ...), as arrays.
+        fps: frames per second.
+        root: the dataset folder.
+        fingerprint: a hash of the data files (for the reproducibility record).
+    """
+
+    spec: EmbodimentSpec
+    arrays: dict[str, np.ndarray]
+    episode_index: np.ndarray
+    episode_starts: np.ndarray
+    episode_ends: np.ndarray
+    tasks: list[str]
+    stats: dict[str, dict[str, np.ndarray]]
+    fps: float
+    root: Path
+    fingerprint: str
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def num_episodes(self) -> int:
+        return len(self.episode_starts)
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.episode_index)
+
+    def subset(self, episodes: list[int] | np.ndarray) -> Demonstrations:
+        """The same data restricted to the given episode positions (0-based, in order)."""
+        episodes = np.asarray(episodes, dtype=int)
+        if len(episodes) == 0:
+            raise DatasetError(f"{self.root}: asked for an empty subset of episodes")
+        if episodes.min() < 0 or episodes.max() >= self.num_episodes:
+            raise DatasetError(f"{self.root}: episode positions {episodes.tolist()} outside 0..{self.num_episodes - 1}")
+        frames = np.concatenate([np.arange(self.episode_starts[e], self.episode_ends[e]) for e in episodes])
+        lengths = self.episode_ends[episodes] - self.episode_starts[episodes]
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        return Demonstrations(
+            spec=self.spec,
+            arrays={k: v[frames] for k, v in self.arrays.items()},
+            episode_index=np.repeat(np.arange(len(episodes)), lengths),
+            episode_starts=starts,
+            episode_ends=starts + lengths,
+            tasks=[self.tasks[i] for i in frames],
+            stats=self.stats,
+            fps=self.fps,
+            root=self.root,
+            fingerprint=self.fingerprint,
+            meta=self.meta,
+        )
+
+
+def _fingerprint(root: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted((root / "data").rglob("*.parquet")):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def load_demonstrations(root: str | Path, spec: EmbodimentSpec | str | Path | None = None) -> Demonstrations:
+    """Load a local LeRobot v3 dataset into memory (see the module docstring).
+
+    Args:
+        root: dataset folder (holding ``meta/info.json``).
+        spec: the robot's spec, or a path to its file; by default the one beside the dataset.
+
+    Raises:
+        DatasetError: missing folder or metadata, no episodes, features that contradict the
+            spec, non-finite values, missing stats.
+    """
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    root = Path(root)
+    info_path = root / "meta" / "info.json"
+    if not info_path.is_file():
+        raise DatasetError(f"{root}: not a LeRobot dataset (no meta/info.json)")
+    if spec is None:
+        if not (root / SPEC_FILE).is_file():
+            raise DatasetError(f"{root}: no embodiment spec beside the dataset ({SPEC_FILE}); pass one with --spec")
+        spec = load_spec(root / SPEC_FILE)
+    elif not isinstance(spec, EmbodimentSpec):
+        spec = load_spec(spec)
+    info = json.loads(info_path.read_text())
+    if int(info.get("total_episodes", 0)) == 0:
+        raise DatasetError(f"{root}: the dataset has no episodes")
+    features = info.get("features", {})
+    for key, expected in (("observation.state", spec.state_dim), ("action", spec.action_dim)):
+        if key not in features:
+            raise DatasetError(f"{root}: feature {key!r} is missing (meta/info.json)")
+        shape = tuple(features[key]["shape"])
+        if shape != (expected,):
+            raise DatasetError(
+                f"{root}: feature {key!r} has shape {shape} but spec {spec.name!r} says ({expected},)"
+            )
+    fps = float(info.get("fps", 0))
+    if abs(fps - spec.control_rate_hz) > 1e-6:
+        raise DatasetError(f"{root}: fps={fps:g} in meta/info.json but spec {spec.name!r} says control_rate_hz={spec.control_rate_hz:g}")
+    try:
+        dataset = LeRobotDataset(info.get("repo_id", f"local/{root.name}"), root=root, video_backend="pyav")
+    except Exception as err:  # lerobot raises many kinds for a damaged dataset
+        raise DatasetError(f"{root}: cannot be read by lerobot: {type(err).__name__}: {err}") from err
+    table = dataset.hf_dataset.with_format("numpy")
+    arrays = {}
+    for key in FEATURES:
+        if key in features:
+            arrays[key] = np.asarray(np.stack(table[key]), dtype=np.float32).reshape(len(table), -1)
+    for key, values in arrays.items():
+        bad = ~np.isfinite(values)
+        if bad.any():
+            row, col = np.argwhere(bad)[0]
+            raise DatasetError(f"{root}: feature {key!r} has NaN/Inf (first at frame {row}, dimension {col})")
+    episode_index = np.asarray(table["episode_index"], dtype=int)
+    if len(episode_index) and np.any(np.diff(episode_index) < 0):
+        raise DatasetError(f"{root}: frames are not grouped by episode")
+    change = np.flatnonzero(np.diff(episode_index)) + 1
+    starts = np.concatenate([[0], change])
+    ends = np.concatenate([change, [len(episode_index)]])
+    task_names = dataset.meta.tasks
+    task_index = np.asarray(table["task_index"], dtype=int)
+    index_to_task = {int(i): str(t) for t, i in zip(task_names.index, task_names["task_index"], strict=True)}
+    tasks = [index_to_task[i] for i in task_index]
+    raw_stats = dataset.meta.stats or {}
+    stats = {}
+    for key in ("observation.state", "observation.environment_state", "action"):
+        if key in arrays:
+            if key not in raw_stats or "mean" not in raw_stats[key]:
+                raise DatasetError(f"{root}: meta/stats.json has no stats for {key!r}")
+            stats[key] = {k: np.asarray(v, dtype=np.float64).reshape(-1) for k, v in raw_stats[key].items()}
+    meta_path = root / META_FILE
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    return Demonstrations(
+        spec=spec, arrays=arrays, episode_index=episode_index, episode_starts=starts, episode_ends=ends,
+        tasks=tasks, stats=stats, fps=fps, root=root, fingerprint=_fingerprint(root), meta=meta,
+    )
+
+
+__all__ = ["Demonstrations", "DatasetError", "SpecError", "load_demonstrations"]

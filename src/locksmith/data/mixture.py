@@ -1,0 +1,98 @@
+"""Sampling training batches: action chunks from one robot's demos, and a weighted mixture.
+
+A sample at frame t of an episode is (state_t, environment_state_t, instruction, actions
+t..t+H-1); steps past the episode's end repeat its last action and are marked in
+``action_is_pad`` (as LeRobot's ``delta_timestamps`` does).
+
+The mixture draws robot r's share of every batch in proportion to λ_r, so the loss is
+Σ_r λ_r E_{τ~D_r}[ℓ]. λ is explicit, or proportional to dataset size with a temperature:
+λ_r ∝ N_r^(1/T) (T = 1: by size; T → ∞: uniform).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+
+from locksmith.data.loading import Demonstrations
+
+
+class ChunkSampler:
+    """Random action-chunk samples from one robot's in-memory demonstrations."""
+
+    def __init__(self, demos: Demonstrations, chunk_size: int, language: Mapping[str, np.ndarray]):
+        self.demos = demos
+        self.chunk_size = chunk_size
+        n = demos.num_frames
+        ends = demos.episode_ends[demos.episode_index]  # (N,) one past each frame's episode end
+        steps = np.arange(n)[:, None] + np.arange(chunk_size)[None, :]  # (N, H)
+        self.action_is_pad = steps >= ends[:, None]
+        self.chunk_index = np.minimum(steps, ends[:, None] - 1)
+        texts = sorted(set(demos.tasks))
+        self.task_ids = np.array([texts.index(t) for t in demos.tasks])
+        self.language = torch.as_tensor(np.stack([language[t] for t in texts]))
+        a = demos.arrays
+        self.state = torch.as_tensor(a["observation.state"])
+        self.env_state = torch.as_tensor(a["observation.environment_state"])
+        self.action = torch.as_tensor(a["action"])
+
+    def __len__(self) -> int:
+        return self.demos.num_frames
+
+    def sample(self, batch_size: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        idx = rng.integers(0, len(self), size=batch_size)
+        return self.gather(idx)
+
+    def gather(self, idx: np.ndarray) -> dict[str, torch.Tensor]:
+        t = torch.as_tensor(idx)
+        return {
+            "observation.state": self.state[t],
+            "observation.environment_state": self.env_state[t],
+            "language": self.language[torch.as_tensor(self.task_ids[idx])],
+            "action": self.action[torch.as_tensor(self.chunk_index[idx])],  # (B, H, A)
+            "action_is_pad": torch.as_tensor(self.action_is_pad[idx]),  # (B, H)
+        }
+
+
+def mixture_weights(sizes: Mapping[str, int], weights: Mapping[str, float] | None = None,
+                    temperature: float = 1.0) -> dict[str, float]:
+    """λ_r: explicit weights normalized to sum 1, or ∝ size^(1/temperature)."""
+    if weights:
+        unknown = set(weights) - set(sizes)
+        if unknown:
+            raise ValueError(f"weights name robots without data: {sorted(unknown)}; robots: {sorted(sizes)}")
+        missing = set(sizes) - set(weights)
+        if missing:
+            raise ValueError(f"weights missing for robots {sorted(missing)}")
+        if any(w < 0 for w in weights.values()) or sum(weights.values()) <= 0:
+            raise ValueError(f"weights must be >= 0 with a positive sum, got {dict(weights)}")
+        total = sum(weights.values())
+        return {r: weights[r] / total for r in sizes}
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    raw = {r: float(n) ** (1.0 / temperature) for r, n in sizes.items()}
+    total = sum(raw.values())
+    return {r: v / total for r, v in raw.items()}
+
+
+class Mixture:
+    """Batches grouped by robot, robot r contributing about λ_r of each batch (at least one sample)."""
+
+    def __init__(self, samplers: Mapping[str, ChunkSampler], weights: Mapping[str, float]):
+        self.samplers = dict(samplers)
+        self.weights = dict(weights)
+        self.robots = list(self.samplers)
+        self._p = np.array([self.weights[r] for r in self.robots])
+
+    def sample(self, batch_size: int, rng: np.random.Generator) -> dict[str, dict[str, torch.Tensor]]:
+        counts = rng.multinomial(batch_size, self._p)
+        batch = {}
+        for robot, count in zip(self.robots, counts, strict=True):
+            if count == 0:
+                continue
+            group = self.samplers[robot].sample(int(count), rng)
+            group["weight"] = float(count)  # per-sample mean within the group, weighted by its share
+            batch[robot] = group
+        return batch

@@ -1,0 +1,105 @@
+"""Closed-loop rollouts of a policy (or the scripted expert) in the simulator.
+
+Several environments step in lock-step and the policy's inference is batched across them; an
+environment that finished its episode waits (its row is dropped from the batch).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from locksmith.sim.env import TabletopEnv
+
+EVAL_SEED_BASE = 2_000_000_000  # disjoint from demonstration seeds (see data.record)
+
+
+@dataclass
+class EpisodeResult:
+    seed: int
+    success: bool
+    steps: int
+    seconds: float
+    interventions: dict[str, int] = field(default_factory=dict)
+
+
+class Agent:
+    """What a rollout needs from a controller: reset per episode, act for a batch of envs."""
+
+    def reset(self, envs: Sequence[TabletopEnv]) -> None:  # noqa: D401
+        raise NotImplementedError
+
+    def act(self, envs: Sequence[TabletopEnv], active: Sequence[int], obs: Sequence[dict]) -> np.ndarray:
+        raise NotImplementedError
+
+
+class ExpertAgent(Agent):
+    def reset(self, envs):
+        from locksmith.sim.expert import ScriptedExpert
+
+        self.experts = [ScriptedExpert(env) for env in envs]
+
+    def act(self, envs, active, obs):
+        return np.stack([self.experts[i].act() for i in active])
+
+
+class PolicyAgent(Agent):
+    """A `CrossEmbodimentPolicy` acting for one robot, batched over environments."""
+
+    def __init__(self, policy, robot: str):
+        self.policy = policy
+        self.robot = robot
+        self.n_steps = policy.config.embodiment(robot).n_action_steps
+
+    def reset(self, envs):
+        self.queues: list[list[np.ndarray]] = [[] for _ in envs]
+
+    def act(self, envs, active, obs):
+        need = [k for k, i in enumerate(active) if not self.queues[i]]
+        if need:
+            state = np.stack([obs[k]["observation.state"] for k in need])
+            env_state = np.stack([obs[k]["observation.environment_state"] for k in need])
+            texts = [envs[active[k]].instruction for k in need]
+            chunk = self.policy.predict_action_chunk(self.robot, state, env_state, texts).cpu().numpy()
+            for row, k in enumerate(need):
+                self.queues[active[k]] = list(chunk[row, : self.n_steps])
+        return np.stack([self.queues[i].pop(0) for i in active])
+
+
+def rollout(envs: Sequence[TabletopEnv], agent: Agent, seeds: Sequence[int],
+            action_filter: Callable[[int, np.ndarray, dict], np.ndarray] | None = None,
+            on_episode: Callable[[EpisodeResult], None] | None = None) -> list[EpisodeResult]:
+    """Run one episode per seed, ``len(envs)`` at a time, batching the agent across them."""
+    results: list[EpisodeResult] = []
+    seeds = list(seeds)
+    for start in range(0, len(seeds), len(envs)):
+        group = seeds[start:start + len(envs)]
+        batch_envs = list(envs[: len(group)])
+        obs = [env.reset(seed=s)[0] for env, s in zip(batch_envs, group, strict=True)]
+        agent.reset(batch_envs)
+        active = list(range(len(group)))
+        t0 = time.perf_counter()
+        steps = [0] * len(group)
+        done_at: dict[int, EpisodeResult] = {}
+        while active:
+            actions = agent.act(batch_envs, active, [obs[i] for i in active])
+            still = []
+            for row, i in enumerate(active):
+                action = actions[row]
+                if action_filter is not None:
+                    action = action_filter(i, action, obs[i])
+                obs[i], _, terminated, truncated, _ = batch_envs[i].step(action)
+                steps[i] += 1
+                if terminated or truncated:
+                    done_at[i] = EpisodeResult(group[i], bool(terminated), steps[i], time.perf_counter() - t0)
+                else:
+                    still.append(i)
+            active = still
+        for i in range(len(group)):
+            results.append(done_at[i])
+            if on_episode is not None:
+                on_episode(done_at[i])
+    return results

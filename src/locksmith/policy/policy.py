@@ -1,0 +1,205 @@
+"""`CrossEmbodimentPolicy`: per-robot stems and heads around one shared trunk.
+
+    robot r:  state, environment_state ──stem_r──► tokens ─┐
+    instruction ──frozen sentence encoder──► language ──────┼─► trunk (shared) ─► readouts ──head_r──► action chunk
+    embodiment token e_r ───────────────────────────────────┘
+
+Interface (as LeRobot's policies): `forward(batch) -> (loss, metrics)`, `predict_action_chunk`,
+`select_action` with an action queue per robot, `reset()`, `save_pretrained` /
+`from_pretrained` (safetensors + config JSON + normalizer stats + specs + instruction cache).
+A training batch is grouped by robot: ``{robot: {feature: tensor}}``; the loss is
+``Σ_r w_r L1_r / Σ_r w_r`` over normalized action chunks with padded steps masked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections import deque
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from locksmith.embodiment.spec import EmbodimentSpec, load_spec
+from locksmith.policy.config import PolicyConfig
+from locksmith.policy.heads import ActionHead
+from locksmith.policy.language import InstructionEncoder
+from locksmith.policy.normalize import EmbodimentNormalizer
+from locksmith.policy.stems import Stem
+from locksmith.policy.trunk import Trunk
+
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+STATS_FILE = "normalizer_stats.json"
+LANGUAGE_FILE = "instructions.safetensors"
+SPECS_DIR = "specs"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint folder is missing, damaged, from a newer version, or for other robots."""
+
+
+class CrossEmbodimentPolicy(nn.Module):
+    def __init__(self, config: PolicyConfig, stats: Mapping[str, Mapping] | None = None,
+                 specs: Mapping[str, EmbodimentSpec] | None = None):
+        super().__init__()
+        self.config = config
+        d = config.d_model
+        self.stems = nn.ModuleDict({e.name: Stem(e, d) for e in config.embodiments})
+        self.heads = nn.ModuleDict({e.name: ActionHead(e, d, config.n_readouts) for e in config.embodiments})
+        self.embodiment_tokens = nn.ParameterDict(
+            {e.name: nn.Parameter(torch.randn(d) * 0.02) for e in config.embodiments})
+        self.normalizers = nn.ModuleDict({
+            e.name: EmbodimentNormalizer.from_stats(stats[e.name]) if stats and e.name in stats
+            else EmbodimentNormalizer.identity(e.state_dim, e.env_dim, e.action_dim)
+            for e in config.embodiments
+        })
+        self.trunk = Trunk(config)
+        self.specs: dict[str, EmbodimentSpec] = dict(specs or {})
+        self.stats: dict[str, Mapping] = {k: v for k, v in (stats or {}).items()}
+        self.language = InstructionEncoder()
+        self._queues: dict[str, deque] = {}
+
+    # ------------------------------------------------------------------ core
+    def _readouts(self, groups: Mapping[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        """One trunk pass for several robots' samples; returns readouts per robot (B_r, R, D)."""
+        tokens, masks, embs, langs, sizes = [], [], [], [], []
+        width = max(self.stems[r].n_tokens for r in groups)
+        for robot, (state, env_state, language) in groups.items():
+            norm = self.normalizers[robot]
+            t = self.stems[robot](norm.state.normalize(state), norm.environment_state.normalize(env_state))
+            b, s, d = t.shape
+            pad = width - s
+            mask = torch.zeros(b, width, dtype=torch.bool, device=t.device)
+            if pad:
+                t = torch.cat([t, t.new_zeros(b, pad, d)], dim=1)
+                mask[:, s:] = True
+            tokens.append(t)
+            masks.append(mask)
+            embs.append(self.embodiment_tokens[robot].expand(b, -1))
+            langs.append(language)
+            sizes.append(b)
+        out = self.trunk(torch.cat(embs), torch.cat(langs), torch.cat(tokens),
+                         torch.cat(masks) if any(m.any() for m in masks) else None)
+        return dict(zip(groups, torch.split(out, sizes), strict=True))
+
+    def forward(self, batch: Mapping[str, Mapping[str, torch.Tensor]]) -> tuple[torch.Tensor, dict[str, float]]:
+        """Masked L1 on normalized action chunks, weighted per robot by ``batch[r]["weight"]``."""
+        groups = {r: (b["observation.state"], b["observation.environment_state"], b["language"]) for r, b in batch.items()}
+        readouts = self._readouts(groups)
+        total, weight_sum, metrics = 0.0, 0.0, {}
+        for robot, b in batch.items():
+            pred = self.heads[robot](readouts[robot])  # (B, H, A)
+            target = self.normalizers[robot].action.normalize(b["action"])
+            keep = (~b["action_is_pad"]).unsqueeze(-1).to(pred.dtype)  # (B, H, 1)
+            loss = (torch.abs(pred - target) * keep).sum() / (keep.sum() * pred.shape[-1]).clamp_min(1.0)
+            w = float(b.get("weight", 1.0))
+            total = total + w * loss
+            weight_sum += w
+            metrics[f"loss/{robot}"] = float(loss.detach())
+        loss = total / max(weight_sum, 1e-12)
+        metrics["loss"] = float(loss.detach())
+        return loss, metrics
+
+    # ------------------------------------------------------------------ acting
+    def embed_instructions(self, instructions: list[str]) -> torch.Tensor:
+        device = next(self.parameters()).device
+        return torch.as_tensor(self.language.encode(instructions), device=device)
+
+    @torch.no_grad()
+    def predict_action_chunk(self, robot: str, state: torch.Tensor | np.ndarray,
+                             environment_state: torch.Tensor | np.ndarray, instructions: list[str]) -> torch.Tensor:
+        """(B, state_dim), (B, env_dim), B instructions → (B, chunk_size, action_dim), native units."""
+        if robot not in self.stems:
+            raise CheckpointError(f"this policy has no embodiment {robot!r}; it knows {sorted(self.stems)}")
+        device = next(self.parameters()).device
+        state = torch.as_tensor(state, dtype=torch.float32, device=device)
+        env_state = torch.as_tensor(environment_state, dtype=torch.float32, device=device)
+        readouts = self._readouts({robot: (state, env_state, self.embed_instructions(instructions))})[robot]
+        return self.normalizers[robot].action.unnormalize(self.heads[robot](readouts))
+
+    @torch.no_grad()
+    def select_action(self, robot: str, state, environment_state, instructions: list[str]) -> np.ndarray:
+        """Next action (B, action_dim), re-planning every ``n_action_steps`` from a queue."""
+        queue = self._queues.setdefault(robot, deque())
+        if not queue:
+            chunk = self.predict_action_chunk(robot, state, environment_state, instructions)
+            steps = self.config.embodiment(robot).n_action_steps
+            queue.extend(chunk[:, :steps].transpose(0, 1).cpu().numpy())
+        return queue.popleft()
+
+    def reset(self) -> None:
+        self._queues.clear()
+
+    def num_parameters(self, trainable_only: bool = False) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
+
+    # ------------------------------------------------------------------ files
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write the checkpoint folder atomically (temporary folder, then rename)."""
+        directory = Path(directory)
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
+        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        save_file(state, tmp / WEIGHTS_FILE)
+        (tmp / CONFIG_FILE).write_text(self.config.to_json())
+        (tmp / STATS_FILE).write_text(json.dumps(
+            {r: {f: {k: np.asarray(v).tolist() for k, v in s.items()} for f, s in st.items()} for r, st in self.stats.items()}))
+        if self.language.cache:
+            texts = sorted(self.language.cache)
+            save_file({"embeddings": torch.as_tensor(np.stack([self.language.cache[t] for t in texts]))},
+                      tmp / LANGUAGE_FILE, metadata={"instructions": json.dumps(texts)})
+        (tmp / SPECS_DIR).mkdir()
+        for name, spec in self.specs.items():
+            (tmp / SPECS_DIR / f"{name}.yaml").write_text(spec.to_yaml())
+        if directory.exists():
+            old = directory.parent / f".{directory.name}.old-{os.getpid()}"
+            directory.rename(old)
+            tmp.rename(directory)
+            import shutil
+
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(directory)
+        return directory
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, map_location: str = "cpu") -> CrossEmbodimentPolicy:
+        directory = Path(directory)
+        if not directory.is_dir():
+            raise CheckpointError(f"{directory}: checkpoint folder not found")
+        for name in (CONFIG_FILE, WEIGHTS_FILE):
+            if not (directory / name).is_file():
+                raise CheckpointError(f"{directory}: not a locksmith checkpoint (no {name})")
+        try:
+            config = PolicyConfig.from_json((directory / CONFIG_FILE).read_text())
+        except (ValueError, TypeError, KeyError) as err:
+            raise CheckpointError(f"{directory / CONFIG_FILE}: {err}") from None
+        specs = {p.stem: load_spec(p) for p in sorted((directory / SPECS_DIR).glob("*.yaml"))}
+        stats = {}
+        if (directory / STATS_FILE).is_file():
+            raw = json.loads((directory / STATS_FILE).read_text())
+            stats = {r: {f: {k: np.asarray(v) for k, v in s.items()} for f, s in st.items()} for r, st in raw.items()}
+        policy = cls(config, specs=specs)
+        policy.stats = stats
+        try:
+            weights = load_file(directory / WEIGHTS_FILE, device=map_location)
+        except Exception as err:  # safetensors raises its own error types for a damaged file
+            raise CheckpointError(f"{directory / WEIGHTS_FILE}: cannot be read ({err})") from None
+        missing, unexpected = policy.load_state_dict(weights, strict=False)
+        if missing or unexpected:
+            raise CheckpointError(f"{directory / WEIGHTS_FILE}: weights do not match the config "
+                                  f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+        if (directory / LANGUAGE_FILE).is_file():
+            from safetensors import safe_open
+
+            with safe_open(directory / LANGUAGE_FILE, framework="pt") as f:
+                texts = json.loads(f.metadata()["instructions"])
+                vectors = f.get_tensor("embeddings").numpy()
+            policy.language = InstructionEncoder(dict(zip(texts, vectors, strict=True)))
+        return policy
