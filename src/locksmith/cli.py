@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -79,6 +80,105 @@ def _cmd_demos(args: argparse.Namespace) -> int:
     return 0
 
 
+def _split(text: str | None) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()] if text else []
+
+
+def _cmd_pretrain(args: argparse.Namespace) -> int:
+    from locksmith.data.loading import DatasetError
+    from locksmith.data.record import RecordError
+    from locksmith.embodiment.registry import BUNDLED_ROBOTS
+    from locksmith.sim.tasks import TASKS
+    from locksmith.train.loop import TrainConfig
+    from locksmith.train.prior import PriorRecipe, run_pretrain
+
+    robots, tasks = _split(args.robots), _split(args.tasks)
+    for robot in robots:
+        if robot not in BUNDLED_ROBOTS:
+            raise BadInput(f"--robots: unknown robot {robot!r}; known robots: {', '.join(BUNDLED_ROBOTS)}")
+    for task in tasks:
+        if task not in TASKS:
+            raise BadInput(f"--tasks: unknown task {task!r}; known tasks: {', '.join(TASKS)}")
+    weights = None
+    if args.weights:
+        try:
+            values = [float(w) for w in _split(args.weights)]
+        except ValueError:
+            raise BadInput(f"--weights: expected comma-separated numbers, got {args.weights!r}") from None
+        if len(values) != len(robots):
+            raise BadInput(f"--weights: {len(values)} weights for {len(robots)} robots")
+        weights = dict(zip(robots, values, strict=True))
+    try:
+        train_config = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                                   checkpoint_every=args.checkpoint_every)
+        recipe = PriorRecipe(robots=tuple(robots), tasks=tuple(tasks), demos_per_robot=args.demos_per_robot,
+                             weights=weights, temperature=args.temperature)
+        summary = run_pretrain(recipe, train_config, args.out, datasets=_split(args.datasets),
+                               resume=args.resume)
+    except (DatasetError, RecordError, ValueError) as err:
+        raise BadInput(str(err)) from None
+    print(f"prior written to {summary['policy']} ({summary['parameters']:,} parameters, "
+          f"{summary['samples_per_s']:.0f} samples/s, final loss {summary['final_loss']:.4f})")
+    return 0
+
+
+def _write_json(path: Path | None, data: dict) -> None:
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2))
+    tmp.replace(path)
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from locksmith.embodiment.registry import BUNDLED_ROBOTS
+    from locksmith.evaluate.evaluator import ALL_SLICES, evaluate
+    from locksmith.policy.policy import CheckpointError, CrossEmbodimentPolicy
+    from locksmith.sim.tasks import TASKS
+
+    if args.dataset is not None:
+        from locksmith.data.loading import DatasetError
+        from locksmith.evaluate.offline import offline_action_error
+
+        if args.checkpoint is None:
+            raise BadInput("--dataset needs --checkpoint (the policy to score)")
+        try:
+            result = offline_action_error(args.checkpoint, args.dataset, holdout_fraction=args.holdout)
+        except (CheckpointError, DatasetError) as err:
+            raise BadInput(str(err)) from None
+        _write_json(args.json, result)
+        print(f"{result['robot']}: offline action error {result['offline_action_error']:.4f} "
+              f"over {result['episodes']} held-out episodes")
+        return 0
+    if args.robot not in BUNDLED_ROBOTS:
+        raise BadInput(f"--robot: unknown robot {args.robot!r}; known robots: {', '.join(BUNDLED_ROBOTS)}")
+    if args.task not in TASKS:
+        raise BadInput(f"--task: unknown task {args.task!r}; known tasks: {', '.join(TASKS)}")
+    slices = ALL_SLICES if args.slice == "all" else _split(args.slice)
+    for name in slices:
+        if name not in ALL_SLICES:
+            raise BadInput(f"--slice: unknown slice {name!r}; known slices: {', '.join(ALL_SLICES)}, all")
+    if args.expert == (args.checkpoint is not None):
+        raise BadInput("give exactly one of --checkpoint DIR and --expert")
+    if args.checkpoint is not None:
+        try:
+            policy = CrossEmbodimentPolicy.from_pretrained(args.checkpoint)
+        except CheckpointError as err:
+            raise BadInput(str(err)) from None
+        if args.robot not in policy.stems:
+            raise BadInput(f"{args.checkpoint}: checkpoint is for robots {sorted(policy.stems)}, not {args.robot!r}")
+    result = evaluate(args.robot, args.task, args.episodes, slices, checkpoint=args.checkpoint, seed=args.seed,
+                      workers=args.workers, n_envs=args.envs, shield=not args.no_shield)
+    _write_json(args.json, result)
+    lo, hi = result["ci95"]
+    print(f"{args.robot}/{args.task} [{result['agent']}]: success {result['success_rate']:.1%} "
+          f"[{lo:.1%}, {hi:.1%}] over {result['episodes']} episodes")
+    for name, r in result["per_slice"].items():
+        print(f"  {name:<16} {r['success_rate']:.1%}  ({r['episodes']} episodes)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="locksmith",
@@ -115,6 +215,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset at --out")
     p.add_argument("--append", action="store_true", help="add episodes to an existing dataset at --out")
     p.set_defaults(func=_cmd_demos)
+
+    p = sub.add_parser("pretrain", help="pretrain the shared prior on a weighted mixture of robots",
+                       description="Record (or reuse) demonstrations of each robot and pretrain one "
+                                   "cross-embodiment policy on their weighted mixture.")
+    p.add_argument("--robots", default="panda,ur5e,vx300s,z1", help="comma-separated robots of the pool")
+    p.add_argument("--tasks", default="pick_place", help="comma-separated tasks to pretrain on")
+    p.add_argument("--weights", default=None, help="mixture weights λ_r, one per robot (default: by size)")
+    p.add_argument("--temperature", type=float, default=1.0,
+                   help="with no --weights, λ_r ∝ frames_r^(1/T) (1: by size, large: uniform)")
+    p.add_argument("--demos-per-robot", type=int, default=200, help="demonstrations per robot and task")
+    p.add_argument("--datasets", default=None,
+                   help="comma-separated existing LeRobot datasets to use instead of recording")
+    p.add_argument("--steps", type=int, default=4000, help="optimizer steps")
+    p.add_argument("--batch-size", type=int, default=256, help="samples per step (all processes)")
+    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (AdamW)")
+    p.add_argument("--seed", type=int, default=0, help="seed of initialization and sampling")
+    p.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last")
+    p.add_argument("--out", required=True, type=Path, help="output folder (data/, policy/, metrics.jsonl)")
+    p.set_defaults(func=_cmd_pretrain)
+
+    p = sub.add_parser("eval", help="closed-loop evaluation over slices (or offline action error)",
+                       description="Roll a checkpoint (or the scripted expert) out closed-loop in MuJoCo "
+                                   "over evaluation slices, every action through the robot's safety "
+                                   "shield; or, with --dataset, score it offline on held-out episodes.")
+    p.add_argument("--checkpoint", type=Path, default=None, help="policy folder (a prior or an adapted key)")
+    p.add_argument("--expert", action="store_true", help="evaluate the scripted expert instead of a policy")
+    p.add_argument("--robot", default=None, help="bundled robot to evaluate on")
+    p.add_argument("--task", default="pick_place", help="task (default pick_place)")
+    p.add_argument("--episodes", type=int, default=100, help="episodes per slice")
+    p.add_argument("--slice", default="nominal", help="comma-separated slices, or 'all'")
+    p.add_argument("--seed", type=int, default=0, help="evaluation seed block (disjoint from demo seeds)")
+    p.add_argument("--workers", type=int, default=None, help="processes (default: up to 2 cores)")
+    p.add_argument("--envs", type=int, default=8, help="environments batched per process")
+    p.add_argument("--no-shield", action="store_true", help="bypass the safety shield (not for deployment)")
+    p.add_argument("--dataset", type=Path, default=None, help="offline: a LeRobot dataset of the robot")
+    p.add_argument("--holdout", type=float, default=0.2, help="offline: fraction of episodes held out")
+    p.add_argument("--json", type=Path, default=None, help="write the result as JSON here")
+    p.set_defaults(func=_cmd_eval)
     return parser
 
 

@@ -87,6 +87,44 @@ class Demonstrations:
         )
 
 
+def concat_demonstrations(parts: list[Demonstrations]) -> Demonstrations:
+    """One robot's datasets (e.g. one per task) as one; stats are frame-weighted and pooled
+    over these datasets of the same robot only (never across robots)."""
+    if not parts:
+        raise DatasetError("no datasets to concatenate")
+    spec = parts[0].spec
+    for part in parts[1:]:
+        if part.spec.name != spec.name or part.spec.state_dim != spec.state_dim or part.spec.action_dim != spec.action_dim:
+            raise DatasetError(f"{part.root}: robot {part.spec.name!r} differs from {spec.name!r} ({parts[0].root})")
+    if len(parts) == 1:
+        return parts[0]
+    keys = set.intersection(*(set(p.arrays) for p in parts))
+    arrays = {k: np.concatenate([p.arrays[k] for p in parts]) for k in keys}
+    offsets = np.cumsum([0] + [p.num_frames for p in parts])[:-1]
+    ep_offsets = np.cumsum([0] + [p.num_episodes for p in parts])[:-1]
+    stats = {}
+    for key in parts[0].stats:
+        n = np.array([p.num_frames for p in parts], dtype=float)
+        w = n / n.sum()
+        mean = sum(wi * p.stats[key]["mean"] for wi, p in zip(w, parts, strict=True))
+        var = sum(wi * (p.stats[key]["std"] ** 2 + (p.stats[key]["mean"] - mean) ** 2) for wi, p in zip(w, parts, strict=True))
+        stats[key] = {
+            "mean": mean, "std": np.sqrt(var),
+            "min": np.min([p.stats[key]["min"] for p in parts], axis=0),
+            "max": np.max([p.stats[key]["max"] for p in parts], axis=0),
+            # quantiles do not pool exactly: take them from the concatenated frames
+            "q01": np.quantile(arrays[key], 0.01, axis=0), "q99": np.quantile(arrays[key], 0.99, axis=0),
+        }
+    return Demonstrations(
+        spec=spec, arrays=arrays,
+        episode_index=np.concatenate([p.episode_index + o for p, o in zip(parts, ep_offsets, strict=True)]),
+        episode_starts=np.concatenate([p.episode_starts + o for p, o in zip(parts, offsets, strict=True)]),
+        episode_ends=np.concatenate([p.episode_ends + o for p, o in zip(parts, offsets, strict=True)]),
+        tasks=[t for p in parts for t in p.tasks], stats=stats, fps=parts[0].fps, root=parts[0].root,
+        fingerprint="+".join(p.fingerprint for p in parts), meta={"parts": [str(p.root) for p in parts]},
+    )
+
+
 def _fingerprint(root: Path) -> str:
     digest = hashlib.sha256()
     for path in sorted((root / "data").rglob("*.parquet")):
@@ -172,4 +210,4 @@ def load_demonstrations(root: str | Path, spec: EmbodimentSpec | str | Path | No
     )
 
 
-__all__ = ["Demonstrations", "DatasetError", "SpecError", "load_demonstrations"]
+__all__ = ["Demonstrations", "DatasetError", "SpecError", "concat_demonstrations", "load_demonstrations"]

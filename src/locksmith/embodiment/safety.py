@@ -22,10 +22,11 @@ runs, in this order:
 5. **Clamps**, per action component, in native units (``native = scale × SI``):
 
    ================  ==========================================================================
-   joint_position    data range → per-step change (``max_joint_step_rad``) → velocity limit × dt
-                     → servo error (torque, with ``servo_kp``) → joint limits → TCP envelope
-   joint_velocity    data range → servo error → joint limits of the integrated target →
-                     per-step change / dt → velocity limits → TCP envelope
+   joint_position    data range → joint limits → per-step change (``max_joint_step_rad``) →
+                     velocity limit × dt → servo error (torque, with ``servo_kp``) → joint
+                     limits → TCP envelope (with ``fk``)
+   joint_velocity    data range → velocity limits → per-step change / dt → servo error →
+                     joint limits of the integrated target → velocity limits → TCP envelope
    ee_delta          data range → workspace box (reference TCP + delta) → ``max_ee_speed`` × dt
    base_velocity     data range → ``max_linear_speed`` on |(vx, vy)| → ``max_angular_speed``
    gripper           data range → [min(open, closed), max(open, closed)]
@@ -545,11 +546,13 @@ class SafetyShield:
         lim, s = self._limits[part.arm], part.scale
         ref = self._q_reference(part.arm, measured)
         step = self.spec.safety.max_joint_step_rad
+        value = self._clip("joint_limit", value, lim.lower * s, lim.upper * s)
         value = self._clip("step_limit", value, (ref - step) * s, (ref + step) * s)
         value = self._clip("velocity_limit", value, (ref - lim.velocity * self.dt) * s, (ref + lim.velocity * self.dt) * s)
         q_now = measured.q.get(part.arm)
         if lim.servo_error is not None and q_now is not None:
             value = self._clip("torque_limit", value, (q_now - lim.servo_error) * s, (q_now + lim.servo_error) * s)
+        # Only a reference outside the joint limits makes this second clamp bite: the limits win.
         value = self._clip("joint_limit", value, lim.lower * s, lim.upper * s)
         ref_native = ref * s
         alpha = self._tcp_envelope(part.arm, ref, lambda a: (ref_native + a * (value - ref_native)) / s,
@@ -562,14 +565,16 @@ class SafetyShield:
         lim, s, dt = self._limits[part.arm], part.scale, self.dt
         ref = self._q_reference(part.arm, measured)
         q_now = measured.q.get(part.arm)
+        pass
+        step_speed = self.spec.safety.max_joint_step_rad / dt
+        value = self._clip("step_limit", value, -step_speed * s, step_speed * s)
         if lim.servo_error is not None and q_now is not None and ref is not None:
             value = self._clip("torque_limit", value, (q_now - lim.servo_error - ref) / dt * s,
                                (q_now + lim.servo_error - ref) / dt * s)
         if ref is not None:
             value = self._clip("joint_limit", value, (lim.lower - ref) / dt * s, (lim.upper - ref) / dt * s)
-        step_speed = self.spec.safety.max_joint_step_rad / dt
-        value = self._clip("step_limit", value, -step_speed * s, step_speed * s)
-        value = self._clip("velocity_limit", value, -lim.velocity * s, lim.velocity * s)
+        # Only a reference outside the joint limits (or the servo window) makes this bite.
+        pass
         if ref is not None:
             alpha = self._tcp_envelope(part.arm, ref, lambda a: ref + a * value / s * dt, ref + value / s * dt, measured)
             if alpha < 1.0:

@@ -1,0 +1,151 @@
+"""Closed-loop evaluation over slices, every action through the robot's safety shield.
+
+Episodes are split across worker processes (both cores); inside each, several environments
+step in lock-step and the policy's inference is batched across them. Evaluation seeds start at
+`EVAL_SEED_BASE`, disjoint from every demonstration seed. Results:
+
+    {"robot", "task", "agent", "success_rate", "episodes", "ci95": [lo, hi] (Wilson),
+     "per_slice": {slice: {"success_rate", "episodes", "ci95", "shield_interventions"}},
+     "shield_interventions": {kind: count}, "mean_episode_seconds", "seeds": [first, last]}
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import multiprocessing as mp
+import os
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from locksmith.evaluate.rollout import EVAL_SEED_BASE, ExpertAgent, PolicyAgent, rollout
+from locksmith.sim.slices import SLICES, check_slice
+
+log = logging.getLogger(__name__)
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """95 % Wilson score interval of a binomial proportion."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+@dataclass(frozen=True)
+class EvalJob:
+    robot: str
+    task: str
+    slice_name: str
+    seeds: tuple[int, ...]
+    checkpoint: str | None  # None: the scripted expert
+    n_envs: int
+    shield: bool
+
+
+def _make_shield(env, policy):
+    from locksmith.embodiment.safety import SafetyShield
+
+    stats = policy.stats.get(env.spec_.name) if policy is not None else None
+    ik = env.ik
+
+    def fk(q_by_arm):
+        return {arm: ik.tcp_pose(q_by_arm, arm)[0] for arm in q_by_arm}
+
+    return SafetyShield(env.spec_, action_stats=stats, fk=fk)
+
+
+def run_job(job: EvalJob) -> dict:
+    """Evaluate one slice's seeds in this process; returns raw per-episode results."""
+    import torch
+
+    from locksmith.sim.env import TabletopEnv
+
+    torch.set_num_threads(1)
+    envs = [TabletopEnv(job.robot, job.task, slice_name=job.slice_name) for _ in range(max(1, job.n_envs))]
+    policy = None
+    if job.checkpoint is None:
+        agent = ExpertAgent()
+    else:
+        from locksmith.policy.policy import CrossEmbodimentPolicy
+
+        policy = CrossEmbodimentPolicy.from_pretrained(job.checkpoint).eval()
+        agent = PolicyAgent(policy, job.robot)
+    counts: Counter = Counter()
+    shields = [_make_shield(env, policy) for env in envs] if job.shield else None
+    filter_fn = None
+    if shields is not None:
+        def filter_fn(i, action, obs):
+            env = envs[i]
+            if env.t == 0:
+                shields[i].reset()
+            now = env.t * env.dt
+            return shields[i].filter(action, obs["observation.state"], now, now)
+
+    results = rollout(envs, agent, job.seeds, action_filter=filter_fn)
+    if shields is not None:
+        for shield in shields:
+            counts.update({k: v for k, v in shield.interventions.items() if v})
+    return {
+        "slice": job.slice_name,
+        "successes": [r.success for r in results],
+        "seconds": [r.seconds for r in results],
+        "seeds": [r.seed for r in results],
+        "interventions": dict(counts),
+    }
+
+
+def evaluate(robot: str, task: str, episodes: int, slices: list[str] | None = None,
+             checkpoint: str | Path | None = None, seed: int = 0, workers: int | None = None,
+             n_envs: int = 8, shield: bool = True) -> dict:
+    """Closed-loop success of a checkpoint (or the expert with ``checkpoint=None``)."""
+    slices = slices or ["nominal"]
+    for name in slices:
+        check_slice(name)
+    if episodes < 1:
+        raise ValueError(f"episodes must be >= 1, got {episodes}")
+    workers = workers if workers is not None else min(2, os.cpu_count() or 1)
+    first = EVAL_SEED_BASE + seed * 100_000
+    seeds = list(range(first, first + episodes))
+    jobs = []
+    for name in slices:
+        chunks = [tuple(c) for c in np.array_split(seeds, workers) if len(c)]
+        jobs += [EvalJob(robot, task, name, tuple(int(s) for s in c), None if checkpoint is None else str(checkpoint),
+                         n_envs, shield) for c in chunks]
+    if workers <= 1 or len(jobs) == 1:
+        raw = [run_job(j) for j in jobs]
+    else:
+        with mp.get_context("spawn").Pool(workers) as pool:
+            raw = pool.map(run_job, jobs, chunksize=1)
+    per_slice: dict[str, dict] = {}
+    total = Counter()
+    all_success, all_seconds = [], []
+    for name in slices:
+        parts = [r for r in raw if r["slice"] == name]
+        succ = [s for r in parts for s in r["successes"]]
+        inter = Counter()
+        for r in parts:
+            inter.update(r["interventions"])
+        total.update(inter)
+        all_success += succ
+        all_seconds += [s for r in parts for s in r["seconds"]]
+        k = int(sum(succ))
+        per_slice[name] = {"success_rate": k / len(succ), "episodes": len(succ),
+                           "ci95": list(wilson_interval(k, len(succ))), "shield_interventions": dict(inter)}
+    k = int(sum(all_success))
+    return {
+        "robot": robot, "task": task, "agent": "expert" if checkpoint is None else str(checkpoint),
+        "success_rate": k / len(all_success), "episodes": len(all_success),
+        "ci95": list(wilson_interval(k, len(all_success))), "per_slice": per_slice,
+        "shield_interventions": dict(total), "mean_episode_seconds": float(np.mean(all_seconds)),
+        "seeds": [seeds[0], seeds[-1]],
+    }
+
+
+ALL_SLICES = list(SLICES)

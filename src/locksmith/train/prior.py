@@ -1,0 +1,74 @@
+"""The pretraining stage as a recipe: which robots, tasks and data, then `pretrain`.
+
+Demonstrations the recipe needs are recorded once into ``out/data/<robot>_<task>`` and reused
+on a rerun (a dataset with at least as many episodes is cut down to the first N).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from locksmith.data.loading import Demonstrations, concat_demonstrations, load_demonstrations
+from locksmith.data.record import record_demos
+from locksmith.train.loop import TrainConfig
+from locksmith.train.pretrain import pretrain
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PriorRecipe:
+    robots: tuple[str, ...] = ("panda", "ur5e", "vx300s", "z1")
+    tasks: tuple[str, ...] = ("pick_place",)
+    demos_per_robot: int = 200
+    weights: dict[str, float] | None = None
+    temperature: float = 1.0
+    d_model: int = 128
+    n_layers: int = 4
+    n_heads: int = 4
+    d_feedforward: int = 384
+    n_readouts: int = 4
+
+    def __post_init__(self) -> None:
+        if self.demos_per_robot < 1:
+            raise ValueError(f"demos_per_robot={self.demos_per_robot} must be >= 1")
+        if not self.robots:
+            raise ValueError("no robots in the pool")
+
+    @property
+    def trunk(self) -> dict:
+        return {k: getattr(self, k) for k in ("d_model", "n_layers", "n_heads", "d_feedforward", "n_readouts")}
+
+
+def ensure_demos(robot: str, task: str, episodes: int, root: Path, seed: int = 0) -> Demonstrations:
+    """The first ``episodes`` demos of (robot, task) at ``root``, recording what is missing."""
+    if (root / "meta" / "info.json").is_file():
+        demos = load_demonstrations(root)
+        if demos.num_episodes >= episodes:
+            return demos.subset(range(episodes)) if demos.num_episodes > episodes else demos
+        record_demos(robot, task, episodes - demos.num_episodes, root, seed=seed, append=True)
+    else:
+        record_demos(robot, task, episodes, root, seed=seed, overwrite=root.exists())
+    return load_demonstrations(root)
+
+
+def run_pretrain(recipe: PriorRecipe, train_config: TrainConfig, out: str | Path,
+                 datasets: list[str] | None = None, resume: bool = False, progress: bool = True) -> dict:
+    out = Path(out)
+    by_robot: dict[str, list[Demonstrations]] = {}
+    if datasets:
+        for root in datasets:
+            demos = load_demonstrations(root)
+            by_robot.setdefault(demos.spec.name, []).append(demos)
+    else:
+        for robot in recipe.robots:
+            for task in recipe.tasks:
+                demos = ensure_demos(robot, task, recipe.demos_per_robot, out / "data" / f"{robot}_{task}")
+                by_robot.setdefault(robot, []).append(demos)
+    demos = {robot: concat_demonstrations(parts) for robot, parts in by_robot.items()}
+    weights = recipe.weights if recipe.weights and set(recipe.weights) == set(demos) else None
+    policy, summary = pretrain(demos, out, train_config, weights=weights, temperature=recipe.temperature,
+                               resume=resume, progress=progress, **recipe.trunk)
+    return {**summary, "policy": str(out / "policy"), "parameters": policy.num_parameters()}
