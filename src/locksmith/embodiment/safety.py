@@ -291,8 +291,12 @@ class SafetyShield:
                 for arm in self.spec.arms:
                     if not self._tcp_known(arm.name):
                         self.unenforced[f"{kind}:{arm.name}"] = "no ee_position in observation.state and no fk"
-        if self.unenforced:
-            logger.warning("%s: safety shield cannot enforce %s", self.spec.name, sorted(self.unenforced))
+        # Torque is unenforceable for most setups; warn only about gaps a caller can close.
+        gaps = sorted(k for k in self.unenforced if k != "torque_limit")
+        if gaps:
+            logger.warning("%s: safety shield cannot enforce %s (see SafetyShield.unenforced)", self.spec.name, gaps)
+        elif self.unenforced:
+            logger.info("%s: safety shield cannot enforce %s", self.spec.name, sorted(self.unenforced))
 
     def _tcp_known(self, arm: str) -> bool:
         return ("ee_position", arm) in self._state_index or (
@@ -565,7 +569,7 @@ class SafetyShield:
         lim, s, dt = self._limits[part.arm], part.scale, self.dt
         ref = self._q_reference(part.arm, measured)
         q_now = measured.q.get(part.arm)
-        pass
+        value = self._clip("velocity_limit", value, -lim.velocity * s, lim.velocity * s)
         step_speed = self.spec.safety.max_joint_step_rad / dt
         value = self._clip("step_limit", value, -step_speed * s, step_speed * s)
         if lim.servo_error is not None and q_now is not None and ref is not None:
@@ -574,7 +578,7 @@ class SafetyShield:
         if ref is not None:
             value = self._clip("joint_limit", value, (lim.lower - ref) / dt * s, (lim.upper - ref) / dt * s)
         # Only a reference outside the joint limits (or the servo window) makes this bite.
-        pass
+        value = self._clip("velocity_limit", value, -lim.velocity * s, lim.velocity * s)
         if ref is not None:
             alpha = self._tcp_envelope(part.arm, ref, lambda a: ref + a * value / s * dt, ref + value / s * dt, measured)
             if alpha < 1.0:
