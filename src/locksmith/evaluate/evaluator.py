@@ -51,9 +51,10 @@ class EvalJob:
 
 def _make_shield(env, policy):
     from locksmith.embodiment.safety import SafetyShield
+    from locksmith.sim.ik import RobotIK
 
     stats = policy.stats.get(env.spec_.name) if policy is not None else None
-    ik = env.ik
+    ik = RobotIK(env.spec_.name, env.ik_variant)  # its own model: FK must not disturb the env's IK
 
     def fk(q_by_arm):
         return {arm: ik.tcp_pose(q_by_arm, arm)[0] for arm in q_by_arm}
