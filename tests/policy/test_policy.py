@@ -4,7 +4,7 @@ import torch
 
 from locksmith.embodiment.registry import BUNDLED_ROBOTS, load_bundled_spec
 from locksmith.policy.config import EmbodimentConfig, PolicyConfig
-from locksmith.policy.language import EMBEDDING_DIM
+from locksmith.policy.language import EMBEDDING_DIM, MAX_TOKENS
 from locksmith.policy.normalize import FeatureNormalizer
 from locksmith.policy.policy import CheckpointError, CrossEmbodimentPolicy
 
@@ -22,7 +22,8 @@ def _fake_batch(config, b=3, seed=0):
         batch[emb.name] = {
             "observation.state": torch.randn(b, emb.state_dim, generator=g),
             "observation.environment_state": torch.randn(b, emb.env_dim, generator=g),
-            "language": torch.randn(b, EMBEDDING_DIM, generator=g),
+            "language": torch.randn(b, MAX_TOKENS, EMBEDDING_DIM, generator=g),
+            "language_mask": torch.arange(MAX_TOKENS).expand(b, -1) >= 9,
             "action": torch.randn(b, emb.chunk_size, emb.action_dim, generator=g),
             "action_is_pad": torch.zeros(b, emb.chunk_size, dtype=torch.bool),
             "weight": float(b),
@@ -36,8 +37,8 @@ def test_forward_shapes_for_every_bundled_embodiment():
     loss, metrics = policy(_fake_batch(config))
     assert loss.ndim == 0 and torch.isfinite(loss)
     assert set(metrics) == {"loss"} | {f"loss/{r}" for r in BUNDLED_ROBOTS}
-    readouts = policy._readouts({r: (b["observation.state"], b["observation.environment_state"], b["language"])
-                                 for r, b in _fake_batch(config).items()})
+    readouts = policy._readouts({r: (b["observation.state"], b["observation.environment_state"], b["language"],
+                                     b["language_mask"]) for r, b in _fake_batch(config).items()})
     for emb in config.embodiments:
         out = policy.heads[emb.name](readouts[emb.name])
         assert out.shape == (3, emb.chunk_size, emb.action_dim)
@@ -50,7 +51,8 @@ def test_padding_of_shorter_robots_does_not_change_their_output():
     config = _config(("panda", "aloha"))
     policy = CrossEmbodimentPolicy(config).eval()
     batch = _fake_batch(config)
-    groups = {r: (b["observation.state"], b["observation.environment_state"], b["language"]) for r, b in batch.items()}
+    groups = {r: (b["observation.state"], b["observation.environment_state"], b["language"], b["language_mask"])
+              for r, b in batch.items()}
     together = policy._readouts(groups)["panda"]
     alone = policy._readouts({"panda": groups["panda"]})["panda"]
     torch.testing.assert_close(together, alone, atol=1e-5, rtol=1e-5)
@@ -73,7 +75,7 @@ def test_padded_steps_do_not_count():
 def test_save_load_round_trip_is_exact(tmp_path):
     config = _config(("panda", "mobile_panda"))
     policy = CrossEmbodimentPolicy(config, specs={"panda": load_bundled_spec("panda")})
-    policy.language.cache["lift the red cube"] = np.ones(EMBEDDING_DIM, dtype=np.float32)
+    policy.language.cache["lift the red cube"] = np.ones((6, EMBEDDING_DIM), dtype=np.float32)
     policy.save_pretrained(tmp_path / "ckpt")
     again = CrossEmbodimentPolicy.from_pretrained(tmp_path / "ckpt")
     a, b = policy.state_dict(), again.state_dict()
@@ -126,7 +128,7 @@ def test_normalizer_matches_numpy_reference():
 def test_select_action_queues_n_action_steps():
     config = _config(("panda",))
     policy = CrossEmbodimentPolicy(config).eval()
-    policy.language.cache["t"] = np.zeros(EMBEDDING_DIM, dtype=np.float32)
+    policy.language.cache["t"] = np.zeros((3, EMBEDDING_DIM), dtype=np.float32)
     emb = config.embodiment("panda")
     state, env = np.zeros((2, emb.state_dim)), np.zeros((2, emb.env_dim))
     chunk = policy.predict_action_chunk("panda", state, env, ["t", "t"]).numpy()

@@ -22,7 +22,8 @@ from locksmith.data.loading import Demonstrations
 class ChunkSampler:
     """Random action-chunk samples from one robot's in-memory demonstrations."""
 
-    def __init__(self, demos: Demonstrations, chunk_size: int, language: Mapping[str, np.ndarray]):
+    def __init__(self, demos: Demonstrations, chunk_size: int, language: Mapping[str, tuple[np.ndarray, np.ndarray]]):
+        """``language[instruction] = (tokens (L, 384), padding mask (L,))``."""
         self.demos = demos
         self.chunk_size = chunk_size
         n = demos.num_frames
@@ -32,7 +33,8 @@ class ChunkSampler:
         self.chunk_index = np.minimum(steps, ends[:, None] - 1)
         texts = sorted(set(demos.tasks))
         self.task_ids = np.array([texts.index(t) for t in demos.tasks])
-        self.language = torch.as_tensor(np.stack([language[t] for t in texts]))
+        self.language = torch.as_tensor(np.stack([language[t][0] for t in texts]))
+        self.language_mask = torch.as_tensor(np.stack([language[t][1] for t in texts]))
         a = demos.arrays
         self.state = torch.as_tensor(a["observation.state"])
         self.env_state = torch.as_tensor(a["observation.environment_state"])
@@ -50,7 +52,8 @@ class ChunkSampler:
         return {
             "observation.state": self.state[t],
             "observation.environment_state": self.env_state[t],
-            "language": self.language[torch.as_tensor(self.task_ids[idx])],
+            "language": self.language[torch.as_tensor(self.task_ids[idx])],  # (B, L, 384)
+            "language_mask": self.language_mask[torch.as_tensor(self.task_ids[idx])],  # (B, L)
             "action": self.action[torch.as_tensor(self.chunk_index[idx])],  # (B, H, A)
             "action_is_pad": torch.as_tensor(self.action_is_pad[idx]),  # (B, H)
         }

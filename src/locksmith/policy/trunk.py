@@ -1,11 +1,10 @@
 """The shared trunk: a transformer over embodiment, language, observation and readout tokens.
 
-Sequence for one sample (T = 4 + n_stem_tokens + n_readouts, padded to the longest robot in a
-mixed batch, with a key-padding mask):
+Sequence for one sample (padded instruction tokens and the shorter robots' stems are masked):
 
-    [embodiment] [language] [state] [objects x3] [pads x2] [tcp x n_arms] [readout x R]
+    [embodiment] [language x L] [state] [objects x3] [pads x2] [tcp x n_arms] [readout x R]
 
-Slot embeddings (one per position kind) are shared, so a token's role is the same for every
+Slot and language-position embeddings are shared, so a token's role is the same for every
 robot; only the embodiment token says which robot it is.
 """
 
@@ -15,9 +14,10 @@ import torch
 from torch import nn
 
 from locksmith.policy.config import MAX_ARMS, PolicyConfig
+from locksmith.policy.language import MAX_TOKENS
 from locksmith.sim.scene import N_OBJECTS, N_PADS
 
-N_SLOTS = 2 + 1 + N_OBJECTS + N_PADS + MAX_ARMS  # embodiment, language, state, entities
+N_SLOTS = 1 + 1 + N_OBJECTS + N_PADS + MAX_ARMS  # embodiment, state, entities
 
 
 class Trunk(nn.Module):
@@ -25,6 +25,7 @@ class Trunk(nn.Module):
         super().__init__()
         d = config.d_model
         self.language = nn.Linear(config.language_dim, d)
+        self.language_positions = nn.Parameter(torch.randn(MAX_TOKENS, d) * 0.02)
         self.slots = nn.Parameter(torch.randn(N_SLOTS, d) * 0.02)
         self.readouts = nn.Parameter(torch.randn(config.n_readouts, d) * 0.02)
         layer = nn.TransformerEncoderLayer(
@@ -35,26 +36,29 @@ class Trunk(nn.Module):
         self.norm = nn.LayerNorm(d)
         self.n_readouts = config.n_readouts
 
-    def forward(self, embodiment: torch.Tensor, language: torch.Tensor, stem_tokens: torch.Tensor,
-                stem_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, embodiment: torch.Tensor, language: torch.Tensor, language_mask: torch.Tensor,
+                stem_tokens: torch.Tensor, stem_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Readout features.
 
         Args:
             embodiment: (B, D) embodiment token of each sample's robot.
-            language: (B, language_dim) instruction embeddings.
-            stem_tokens: (B, S, D) state and entity tokens (S <= N_SLOTS - 2).
+            language: (B, L, language_dim) instruction tokens; language_mask (B, L), True = pad.
+            stem_tokens: (B, S, D) state and entity tokens (S <= N_SLOTS - 1).
             stem_mask: (B, S) True where a stem token is padding.
         Returns:
             (B, n_readouts, D)
         """
         b, s, _ = stem_tokens.shape
-        tokens = torch.cat([embodiment[:, None], self.language(language)[:, None], stem_tokens], dim=1)
-        tokens = tokens + self.slots[: s + 2]
-        tokens = torch.cat([tokens, self.readouts.expand(b, -1, -1)], dim=1)
-        mask = None
-        if stem_mask is not None:
-            keep = torch.zeros(b, 2, dtype=torch.bool, device=tokens.device)
-            reads = torch.zeros(b, self.n_readouts, dtype=torch.bool, device=tokens.device)
-            mask = torch.cat([keep, stem_mask, reads], dim=1)
+        n_lang = language.shape[1]
+        lang = self.language(language) + self.language_positions[:n_lang]
+        first = (embodiment + self.slots[0])[:, None]
+        stems = stem_tokens + self.slots[1 : s + 1]
+        tokens = torch.cat([first, lang, stems, self.readouts.expand(b, -1, -1)], dim=1)
+        if stem_mask is None:
+            stem_mask = torch.zeros(b, s, dtype=torch.bool, device=tokens.device)
+        mask = torch.cat([
+            torch.zeros(b, 1, dtype=torch.bool, device=tokens.device), language_mask, stem_mask,
+            torch.zeros(b, self.n_readouts, dtype=torch.bool, device=tokens.device),
+        ], dim=1)
         out = self.encoder(tokens, src_key_padding_mask=mask)
         return self.norm(out[:, -self.n_readouts:])

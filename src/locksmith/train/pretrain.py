@@ -30,8 +30,8 @@ def build_mixture(policy: CrossEmbodimentPolicy, demos: Mapping[str, Demonstrati
                   weights: Mapping[str, float] | None = None, temperature: float = 1.0) -> Mixture:
     """Samplers for each robot's data (instructions embedded once, cached in the policy)."""
     texts = sorted({t for d in demos.values() for t in d.tasks})
-    vectors = policy.language.encode(texts)
-    language = dict(zip(texts, vectors, strict=True))
+    tokens, masks = policy.language.encode(texts)
+    language = {t: (tokens[i], masks[i]) for i, t in enumerate(texts)}
     samplers = {name: ChunkSampler(d, policy.config.embodiment(name).chunk_size, language) for name, d in demos.items()}
     lam = mixture_weights({name: d.num_frames for name, d in demos.items()}, weights, temperature)
     log.info("mixture weights: %s", {k: round(v, 3) for k, v in lam.items()})
