@@ -60,11 +60,13 @@ class InstructionEncoder:
             self.cache[text] = seq
 
     def encode(self, instructions: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Tokens (N, MAX_TOKENS, 384) float32 and padding mask (N, MAX_TOKENS) bool (True = pad)."""
+        """Tokens (N, L, 384) float32 and padding mask (N, L) bool (True = pad), where L is the
+        longest of these instructions (at most `MAX_TOKENS`): no compute is spent on padding."""
         instructions = list(instructions)
         self._fill(instructions)
-        tokens = np.zeros((len(instructions), MAX_TOKENS, EMBEDDING_DIM), dtype=np.float32)
-        mask = np.ones((len(instructions), MAX_TOKENS), dtype=bool)
+        length = max((len(self.cache[t]) for t in instructions), default=1)
+        tokens = np.zeros((len(instructions), length, EMBEDDING_DIM), dtype=np.float32)
+        mask = np.ones((len(instructions), length), dtype=bool)
         for i, text in enumerate(instructions):
             seq = self.cache[text]
             tokens[i, : len(seq)] = seq

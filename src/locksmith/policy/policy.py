@@ -73,7 +73,12 @@ class CrossEmbodimentPolicy(nn.Module):
         """
         tokens, masks, embs, langs, lang_masks, sizes = [], [], [], [], [], []
         width = max(self.stems[r].n_tokens for r in groups)
+        n_lang = max(g[2].shape[1] for g in groups.values())
         for robot, (state, env_state, language, language_mask) in groups.items():
+            if language.shape[1] < n_lang:  # pad instructions to the longest in the batch
+                extra = n_lang - language.shape[1]
+                language = torch.cat([language, language.new_zeros(language.shape[0], extra, language.shape[2])], 1)
+                language_mask = torch.cat([language_mask, language_mask.new_ones(language_mask.shape[0], extra)], 1)
             norm = self.normalizers[robot]
             t = self.stems[robot](norm.state.normalize(state), norm.environment_state.normalize(env_state))
             b, s, d = t.shape

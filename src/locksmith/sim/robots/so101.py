@@ -24,17 +24,20 @@ MODEL_FILE = "assets/so101_new_calib.xml"
 
 ARM_JOINTS = ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll")
 GRIPPER_JOINT = "gripper"
-HOME = (0.0, 0.0, 0.0, 0.0, 0.0)
+# TCP at (0.2, 0, 0.07) in the base frame, pointing down; closing axis along -x of the base.
+HOME = (-0.0026, -0.3927, 0.4536, 1.5099, 0.0461)
 KP = (60.0, 60.0, 60.0, 40.0, 30.0)
 KV = (2.0, 2.0, 2.0, 1.0, 0.5)
 TORQUE = (3.35, 3.35, 3.35, 3.35, 3.35)  # N m, the STS3215 servo's stall torque
 
 JAW_OPEN = 1.74533  # rad, the joint's upper limit (LeRobot 100)
 JAW_CLOSED = -0.17453  # rad, the joint's lower limit (LeRobot 0)
-GRIP_KP = 4.0
-GRIP_KV = 0.1
-GRIP_TORQUE = 1.0  # N m: ~12 N at the pads, 80 mm from the hinge
-CUBE_HALF = 0.014
+GRIP_KP = 10.0
+GRIP_KV = 0.2
+GRIP_TORQUE = 1.5  # N m: ~20 N at the pads, 75 mm from the hinge
+GRIP_DAMPING = 0.1  # N m s/rad on the jaw's hinge (the file's servo class has 0.6: a 0.5 s
+# close, the time a command gets, would not cover the 110 deg from open)
+CUBE_HALF = 0.0125
 FIXED_FACE_X = -0.0015  # m, inner face of the fixed jaw's pad along the gripper body's x
 PAD_Z = -0.0972  # m, the pads' centre along the gripper body's z (the jaws point along -z)
 TCP_MARGIN = 0.002  # m between the fixed jaw and the cube while descending
@@ -55,6 +58,7 @@ def so101_spec(scene: mujoco.MjSpec, variant: str) -> mujoco.MjSpec:
         pad.condim = 4
         pad.friction = list(PAD_FRICTION)
         pad.group = 0
+    spec.joint(GRIPPER_JOINT).damping = [GRIP_DAMPING, 0, 0]
     if variant == "changed":
         pad = spec.geom("moving_jaw_pad")
         pad.size = [pad.size[0] * 1.6, pad.size[1] * 1.5, pad.size[2] * 1.3]
@@ -98,6 +102,6 @@ def build(spec: mujoco.MjSpec, parent: mujoco.MjsBody, variant: str = "default")
     finish_so101(spec, arm)
     return RobotRig(
         arms=(arm,),
-        workspace=Workspace(spawn_x=(0.15, 0.28), spawn_y=(-0.12, 0.12), cube_half=CUBE_HALF,
-                            lift_height=0.06, hover_height=0.07),
+        workspace=Workspace(spawn_x=(0.11, 0.29), spawn_y=(-0.15, 0.15), cube_half=CUBE_HALF,
+                            lift_height=0.025, hover_height=0.035),
     )
