@@ -11,6 +11,7 @@ robot; only the embodiment token says which robot it is.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from locksmith.policy.config import MAX_ARMS, PolicyConfig
@@ -18,6 +19,37 @@ from locksmith.policy.language import MAX_TOKENS
 from locksmith.sim.scene import N_OBJECTS, N_PADS
 
 N_SLOTS = 1 + 1 + N_OBJECTS + N_PADS + MAX_ARMS  # embodiment, state, entities
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block with separate q/k/v/out and MLP `nn.Linear` layers, so that
+    adapters (LoRA through peft) can target attention and MLP by name."""
+
+    def __init__(self, d: int, n_heads: int, d_ff: int, dropout: float):
+        super().__init__()
+        self.n_heads = n_heads
+        self.norm1 = nn.LayerNorm(d)
+        self.q = nn.Linear(d, d)
+        self.k = nn.Linear(d, d)
+        self.v = nn.Linear(d, d)
+        self.out = nn.Linear(d, d)
+        self.norm2 = nn.LayerNorm(d)
+        self.fc1 = nn.Linear(d, d_ff)
+        self.fc2 = nn.Linear(d_ff, d)
+        self.dropout = dropout
+
+    def forward(self, x: torch.Tensor, attn_bias: torch.Tensor | None) -> torch.Tensor:
+        b, t, d = x.shape
+        h = self.norm1(x)
+
+        def heads(z: torch.Tensor) -> torch.Tensor:
+            return z.view(b, t, self.n_heads, d // self.n_heads).transpose(1, 2)  # (B, H, T, d/H)
+
+        drop = self.dropout if self.training else 0.0
+        a = F.scaled_dot_product_attention(heads(self.q(h)), heads(self.k(h)), heads(self.v(h)),
+                                           attn_mask=attn_bias, dropout_p=drop)
+        x = x + self.out(a.transpose(1, 2).reshape(b, t, d))
+        return x + self.fc2(F.dropout(F.gelu(self.fc1(self.norm2(x))), drop, self.training))
 
 
 class Trunk(nn.Module):
@@ -28,11 +60,8 @@ class Trunk(nn.Module):
         self.language_positions = nn.Parameter(torch.randn(MAX_TOKENS, d) * 0.02)
         self.slots = nn.Parameter(torch.randn(N_SLOTS, d) * 0.02)
         self.readouts = nn.Parameter(torch.randn(config.n_readouts, d) * 0.02)
-        layer = nn.TransformerEncoderLayer(
-            d, config.n_heads, config.d_feedforward, config.dropout, activation="gelu",
-            batch_first=True, norm_first=True,
-        )
-        self.encoder = nn.TransformerEncoder(layer, config.n_layers, enable_nested_tensor=False)
+        self.blocks = nn.ModuleList(
+            Block(d, config.n_heads, config.d_feedforward, config.dropout) for _ in range(config.n_layers))
         self.norm = nn.LayerNorm(d)
         self.n_readouts = config.n_readouts
 
@@ -60,5 +89,9 @@ class Trunk(nn.Module):
             torch.zeros(b, 1, dtype=torch.bool, device=tokens.device), language_mask, stem_mask,
             torch.zeros(b, self.n_readouts, dtype=torch.bool, device=tokens.device),
         ], dim=1)
-        out = self.encoder(tokens, src_key_padding_mask=mask)
-        return self.norm(out[:, -self.n_readouts:])
+        # Additive key mask (B, 1, 1, T): padded keys get -inf, so they are never attended to.
+        bias = torch.zeros(mask.shape, dtype=tokens.dtype, device=tokens.device).masked_fill(mask, float("-inf"))
+        bias = bias[:, None, None, :]
+        for block in self.blocks:
+            tokens = block(tokens, bias)
+        return self.norm(tokens[:, -self.n_readouts:])
