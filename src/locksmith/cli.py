@@ -170,6 +170,11 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             raise BadInput(f"{args.checkpoint}: checkpoint is for robots {sorted(policy.stems)}, not {args.robot!r}")
     result = evaluate(args.robot, args.task, args.episodes, slices, checkpoint=args.checkpoint, seed=args.seed,
                       workers=args.workers, n_envs=args.envs, shield=not args.no_shield)
+    if args.save_failures is not None:
+        from locksmith.evaluate.evaluator import save_failure_videos
+
+        result["failure_videos"] = save_failure_videos(result, args.robot, args.task, args.checkpoint,
+                                                       args.save_failures, per_slice=args.max_videos)
     _write_json(args.json, result)
     lo, hi = result["ci95"]
     print(f"{args.robot}/{args.task} [{result['agent']}]: success {result['success_rate']:.1%} "
@@ -252,6 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-shield", action="store_true", help="bypass the safety shield (not for deployment)")
     p.add_argument("--dataset", type=Path, default=None, help="offline: a LeRobot dataset of the robot")
     p.add_argument("--holdout", type=float, default=0.2, help="offline: fraction of episodes held out")
+    p.add_argument("--save-failures", type=Path, default=None, help="write GIFs of failed episodes to this folder")
+    p.add_argument("--max-videos", type=int, default=3, help="failed episodes saved per slice (default 3)")
     p.add_argument("--json", type=Path, default=None, help="write the result as JSON here")
     p.set_defaults(func=_cmd_eval)
     return parser

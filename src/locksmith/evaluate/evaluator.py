@@ -137,8 +137,10 @@ def evaluate(robot: str, task: str, episodes: int, slices: list[str] | None = No
         all_success += succ
         all_seconds += [s for r in parts for s in r["seconds"]]
         k = int(sum(succ))
+        seeds_here = [s for r in parts for s in r["seeds"]]
         per_slice[name] = {"success_rate": k / len(succ), "episodes": len(succ),
-                           "ci95": list(wilson_interval(k, len(succ))), "shield_interventions": dict(inter)}
+                           "ci95": list(wilson_interval(k, len(succ))), "shield_interventions": dict(inter),
+                           "failed_seeds": [sd for sd, ok in zip(seeds_here, succ, strict=True) if not ok]}
     k = int(sum(all_success))
     return {
         "robot": robot, "task": task, "agent": "expert" if checkpoint is None else str(checkpoint),
@@ -150,3 +152,46 @@ def evaluate(robot: str, task: str, episodes: int, slices: list[str] | None = No
 
 
 ALL_SLICES = list(SLICES)
+
+
+def save_failure_videos(result: dict, robot: str, task: str, checkpoint: str | Path | None, out_dir: str | Path,
+                        per_slice: int = 3, fps: int = 10, size: int = 96) -> list[str]:
+    """Replay up to ``per_slice`` failed episodes of each slice with rendering and write GIFs.
+
+    Rollouts are deterministic given the seed (the policy is deterministic, the simulator too),
+    so replaying a failed seed reproduces the failure; only those episodes pay for rendering.
+    """
+    import imageio.v2 as imageio
+
+    from locksmith.sim.env import TabletopEnv
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    policy = None
+    if checkpoint is not None:
+        from locksmith.policy.policy import CrossEmbodimentPolicy
+
+        policy = CrossEmbodimentPolicy.from_pretrained(checkpoint).eval()
+    for name, info in result["per_slice"].items():
+        for seed in info.get("failed_seeds", [])[:per_slice]:
+            env = TabletopEnv(robot, task, slice_name=name, render=True, image_size=size)
+            agent = ExpertAgent() if policy is None else PolicyAgent(policy, robot)
+            frames = []
+            shield = _make_shield(env, policy)
+
+            def record(i, action, obs, env=env, shield=shield):
+                if env.t == 0:
+                    shield.reset()
+                frames.append(next(iter(env.render_cameras().values())))
+                now = env.t * env.dt
+                return shield.filter(action, obs["observation.state"], now, now)
+
+            rollout([env], agent, [seed], action_filter=record)
+            path = out_dir / f"{robot}_{task}_{name}_seed{seed}.gif"
+            tmp = path.with_name(f".{path.name}.tmp.gif")
+            imageio.mimsave(tmp, frames[::max(1, int(env.spec_.control_rate_hz) // fps)], duration=1 / fps, loop=0)
+            tmp.replace(path)
+            written.append(str(path))
+            env.close()
+    return written

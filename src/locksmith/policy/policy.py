@@ -202,7 +202,11 @@ class CrossEmbodimentPolicy(nn.Module):
             weights = load_file(directory / WEIGHTS_FILE, device=map_location)
         except Exception as err:  # safetensors raises its own error types for a damaged file
             raise CheckpointError(f"{directory / WEIGHTS_FILE}: cannot be read ({err})") from None
-        missing, unexpected = policy.load_state_dict(weights, strict=False)
+        try:
+            missing, unexpected = policy.load_state_dict(weights, strict=False)
+        except RuntimeError as err:  # shape mismatches
+            raise CheckpointError(f"{directory / WEIGHTS_FILE}: weights do not match the config: "
+                                  f"{str(err).splitlines()[-1].strip()}") from None
         if missing or unexpected:
             raise CheckpointError(f"{directory / WEIGHTS_FILE}: weights do not match the config "
                                   f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
