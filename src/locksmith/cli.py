@@ -184,6 +184,45 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_check(args: argparse.Namespace) -> int:
+    from locksmith.policy.policy import CheckpointError, CrossEmbodimentPolicy
+    from locksmith.train.compat import check_compatibility
+
+    try:
+        prior = CrossEmbodimentPolicy.from_pretrained(args.prior)
+    except CheckpointError as err:
+        raise BadInput(str(err)) from None
+    report = check_compatibility(prior, args.prior, args.dataset, args.spec)
+    print(report.format())
+    _write_json(args.json, report.to_dict())
+    return 0 if report.ok else EXIT_BAD_INPUT
+
+
+def _cmd_adapt(args: argparse.Namespace) -> int:
+    from locksmith.data.loading import DatasetError
+    from locksmith.policy.adapters import RECIPES
+    from locksmith.policy.policy import CheckpointError
+    from locksmith.train.adapt import AdaptRefused, adapt
+    from locksmith.train.loop import TrainConfig
+
+    if args.recipe not in RECIPES:
+        raise BadInput(f"--recipe: unknown recipe {args.recipe!r}; known recipes: {', '.join(RECIPES)}")
+    try:
+        record = adapt(args.prior, args.dataset, args.recipe, args.out, demos=args.demos,
+                       train_config=TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                                                seed=args.seed, checkpoint_every=max(args.steps, 1)),
+                       lora_rank=args.lora_rank, lora_alpha=args.lora_alpha, weight=args.weight, force=args.force)
+    except AdaptRefused as err:
+        print(str(err), file=sys.stderr)
+        print("error: adapt refuses an incompatible dataset (fix it, or pass --force)", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except (CheckpointError, DatasetError, ValueError) as err:
+        raise BadInput(str(err)) from None
+    print(f"{record['robot']}: {args.recipe} key with {record['trainable_parameters']:,} trainable parameters "
+          f"on {record['demos']} demos in {record['wallclock_seconds']:.0f} s -> {Path(args.out) / 'policy'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="locksmith",
@@ -261,6 +300,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-videos", type=int, default=3, help="failed episodes saved per slice (default 3)")
     p.add_argument("--json", type=Path, default=None, help="write the result as JSON here")
     p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("check", help="compatibility of a new robot's spec and data with a prior",
+                       description="Compare a target dataset (and its spec) with a prior's metadata and "
+                                   "report a verdict per item. Exit 2 on any error.")
+    p.add_argument("--prior", required=True, type=Path, help="prior checkpoint folder")
+    p.add_argument("--dataset", required=True, type=Path, help="the new robot's LeRobot dataset")
+    p.add_argument("--spec", type=Path, default=None, help="spec file (default: the one beside the dataset)")
+    p.add_argument("--json", type=Path, default=None, help="write the report as JSON here")
+    p.set_defaults(func=_cmd_check)
+
+    p = sub.add_parser("adapt", help="cut a key for a new robot from the prior (or train the scratch baseline)",
+                       description="Check compatibility, then train the recipe's parameters on N demos of "
+                                   "the new robot with the pretraining loop; writes OUT/policy and OUT/adapt.json.")
+    p.add_argument("--prior", required=True, type=Path, help="prior checkpoint folder (scratch uses its architecture)")
+    p.add_argument("--dataset", required=True, type=Path, help="the new robot's LeRobot dataset")
+    p.add_argument("--recipe", required=True, help="head, token, lora, full or scratch")
+    p.add_argument("--demos", type=int, default=None, help="use a seeded subset of N episodes (default: all)")
+    p.add_argument("--steps", type=int, default=1000, help="optimizer steps")
+    p.add_argument("--batch-size", type=int, default=128, help="samples per step")
+    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
+    p.add_argument("--seed", type=int, default=0, help="seed of the demo subset, initialization and sampling")
+    p.add_argument("--weight", type=float, default=0.0, help="λ of λ‖φ‖² (L2-SP toward the prior for full)")
+    p.add_argument("--lora-rank", type=int, default=8, help="LoRA rank (recipe lora)")
+    p.add_argument("--lora-alpha", type=float, default=16.0, help="LoRA alpha (recipe lora)")
+    p.add_argument("--force", action="store_true", help="adapt even when the compatibility check finds errors")
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.set_defaults(func=_cmd_adapt)
     return parser
 
 

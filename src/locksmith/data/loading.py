@@ -79,7 +79,7 @@ class Demonstrations:
             episode_starts=starts,
             episode_ends=starts + lengths,
             tasks=[self.tasks[i] for i in frames],
-            stats=self.stats,
+            stats=compute_stats({k: v[frames] for k, v in self.arrays.items()}),
             fps=self.fps,
             root=self.root,
             fingerprint=self.fingerprint,
@@ -87,9 +87,20 @@ class Demonstrations:
         )
 
 
+def compute_stats(arrays: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
+    """Exact mean/std/min/max/q01/q99 per feature over the given frames."""
+    out = {}
+    for key in ("observation.state", "observation.environment_state", "action"):
+        if key in arrays:
+            x = arrays[key].astype(np.float64)
+            out[key] = {"mean": x.mean(0), "std": x.std(0), "min": x.min(0), "max": x.max(0),
+                        "q01": np.quantile(x, 0.01, axis=0), "q99": np.quantile(x, 0.99, axis=0)}
+    return out
+
+
 def concat_demonstrations(parts: list[Demonstrations]) -> Demonstrations:
-    """One robot's datasets (e.g. one per task) as one; stats are frame-weighted and pooled
-    over these datasets of the same robot only (never across robots)."""
+    """One robot's datasets (e.g. one per task) as one; stats over these frames of the same
+    robot only (never across robots)."""
     if not parts:
         raise DatasetError("no datasets to concatenate")
     spec = parts[0].spec
@@ -102,19 +113,7 @@ def concat_demonstrations(parts: list[Demonstrations]) -> Demonstrations:
     arrays = {k: np.concatenate([p.arrays[k] for p in parts]) for k in keys}
     offsets = np.cumsum([0] + [p.num_frames for p in parts])[:-1]
     ep_offsets = np.cumsum([0] + [p.num_episodes for p in parts])[:-1]
-    stats = {}
-    for key in parts[0].stats:
-        n = np.array([p.num_frames for p in parts], dtype=float)
-        w = n / n.sum()
-        mean = sum(wi * p.stats[key]["mean"] for wi, p in zip(w, parts, strict=True))
-        var = sum(wi * (p.stats[key]["std"] ** 2 + (p.stats[key]["mean"] - mean) ** 2) for wi, p in zip(w, parts, strict=True))
-        stats[key] = {
-            "mean": mean, "std": np.sqrt(var),
-            "min": np.min([p.stats[key]["min"] for p in parts], axis=0),
-            "max": np.max([p.stats[key]["max"] for p in parts], axis=0),
-            # quantiles do not pool exactly: take them from the concatenated frames
-            "q01": np.quantile(arrays[key], 0.01, axis=0), "q99": np.quantile(arrays[key], 0.99, axis=0),
-        }
+    stats = compute_stats(arrays)
     return Demonstrations(
         spec=spec, arrays=arrays,
         episode_index=np.concatenate([p.episode_index + o for p, o in zip(parts, ep_offsets, strict=True)]),
@@ -196,12 +195,12 @@ def load_demonstrations(root: str | Path, spec: EmbodimentSpec | str | Path | No
     index_to_task = {int(i): str(t) for t, i in zip(task_names.index, task_names["task_index"], strict=True)}
     tasks = [index_to_task[i] for i in task_index]
     raw_stats = dataset.meta.stats or {}
-    stats = {}
     for key in ("observation.state", "observation.environment_state", "action"):
-        if key in arrays:
-            if key not in raw_stats or "mean" not in raw_stats[key]:
-                raise DatasetError(f"{root}: meta/stats.json has no stats for {key!r}")
-            stats[key] = {k: np.asarray(v, dtype=np.float64).reshape(-1) for k, v in raw_stats[key].items()}
+        if key in arrays and (key not in raw_stats or "mean" not in raw_stats[key]):
+            raise DatasetError(f"{root}: meta/stats.json has no stats for {key!r}")
+    # lerobot's quantiles are per-episode quantiles averaged over episodes: for a value that is
+    # constant within each episode (an object's colour) q01 == q99. Exact ones from the frames.
+    stats = compute_stats(arrays)
     meta_path = root / META_FILE
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
     return Demonstrations(

@@ -61,7 +61,10 @@ def get_recipe(name: str) -> AdapterRecipe:
 
 
 def choose_donor(prior: CrossEmbodimentPolicy, target: EmbodimentSpec) -> str | None:
-    """The pool robot most like ``target``: same action kind, then nearest control rate."""
+    """The pool robot most like ``target``: itself if the prior knows it, else same action kind,
+    then same number of arms, then nearest control rate."""
+    if target.name in prior.specs and target.name in prior.stems:
+        return target.name
     candidates = [(name, spec) for name, spec in prior.specs.items() if name != target.name]
     if not candidates:
         return None
