@@ -10,7 +10,13 @@ pointing along the hand's +x axis; the mover closes towards the stator along the
 axis. Its joint ``stator_mover_joint`` is 0 rad when the jaws touch and negative when open
 (-90 deg at most). MuJoCo collides meshes as convex hulls, and the stator's hull (palm plus
 jaw) fills the space between the jaws, so the meshes are kept for drawing only and boxes on
-the jaws (and one on the palm) do the contacts.
+the jaws (and one on the palm) do the contacts. The TCP is the grasp centre: a 2 cm cube
+resting on the fixed jaw (plus 2 mm, so the fixed jaw clears the cube on the way down), 19 mm
+from the jaws' tips (so they clear the table with the TCP at a cube's centre).
+
+The arm joints' armature is lowered from the file's 1.0 kg m^2 (a robosuite default that
+would make the servos sluggish) to 0.1. The arm reaches ~0.46 m from its base with the
+gripper pointing down at the 16 cm lift height, which sizes the spawn region.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ GRIPPER_FILE = "assets/grippers/z1_gripper.xml"
 
 ARM_JOINTS = tuple(f"joint{i}" for i in range(1, 7))
 # TCP at (0.35, 0, 0.2) in the base frame, pointing down; closing axis along -y of the base.
-HOME = (-0.0371, 1.937, -1.743, 1.3768, 0.0, -0.0371)
+HOME = (-0.0371, 1.9382, -1.7671, 1.3997, 0.0, -0.0371)
 KP = (300.0, 300.0, 300.0, 150.0, 100.0, 100.0)
 KV = (40.0, 40.0, 40.0, 25.0, 20.0, 20.0)
 TORQUE = (33.0, 33.0, 33.0, 33.0, 33.0, 12.0)  # N m, as the spec's torque limits
@@ -43,7 +49,7 @@ GRIP_TORQUE = 2.0  # N m: ~25 N at the grasp point, 76 mm from the hinge
 HINGE_X = 0.049  # m, mover hinge along the gripper's x axis
 JAW_FACE_Y = -0.009  # m, inner face of the fixed jaw (and of the closed mover) in y
 JAW_X = (0.100, 0.149)  # m, extent of both jaws along x
-TCP_X = 0.125  # m, grasp centre along the jaws
+TCP_X = 0.13  # m, grasp centre along the jaws: 19 mm from their tips
 TCP_Y = 0.013  # m, grasp centre across the jaws: the cube (2 cm half size) rests on the fixed jaw, 2 mm spare
 PAD_FRICTION = (1.0, 0.01, 0.0002)
 
@@ -56,6 +62,8 @@ def _load(relative: str, scene: mujoco.MjSpec) -> mujoco.MjSpec:
         spec.delete(sensor)
     for cam in list(spec.cameras):
         spec.delete(cam)
+    for site in list(spec.sites):  # robosuite's markers (one a 10 m long cylinder) would be drawn
+        spec.delete(site)
     spec.compiler.degree = False  # the gripper file sets no unit: its numbers are radians
     spec.option.integrator = scene.option.integrator
     spec.option.cone = scene.option.cone
@@ -136,6 +144,11 @@ def build(spec: mujoco.MjSpec, parent: mujoco.MjsBody, variant: str = "default")
     finish_z1(spec, arm)
     return RobotRig(
         arms=(arm,),
-        workspace=Workspace(spawn_x=(0.25, 0.42), spawn_y=(-0.17, 0.17), cube_half=0.02,
+        # Far corners at ~0.45 m, what the arm reaches top-down at the lift height.
+        workspace=Workspace(spawn_x=(0.2, 0.42), spawn_y=(-0.17, 0.17), cube_half=0.02,
                             lift_height=0.1, hover_height=0.12),
+        # Where the closed jaws are along the TCP's x axis (m, = -y of the gripper): the TCP is
+        # the grasp centre, not the closed jaws, which a push with the closed gripper should
+        # aim with (their stack spans y = -0.031 .. 0.011 in the gripper's frame).
+        extra={"closed_jaws_tcp_x": TCP_Y + 0.010},
     )
