@@ -181,7 +181,9 @@ class TabletopEnv(gym.Env):
         pts: list[np.ndarray] = []
         min_obj = 3.0 * half + 0.03
         min_pad = 0.05 + 1.5 * half + 0.02
-        for attempt in range(2000):
+        for attempt in range(5000):
+            if attempt % 100 == 99:
+                pts = []  # early placements can leave no room: start the layout over
             p = np.array([rng.uniform(*ws.spawn_x), rng.uniform(*ws.spawn_y)])
             gap = min_obj if len(pts) < N_OBJECTS else min_pad
             if all(np.linalg.norm(p - q) > (gap if j < N_OBJECTS else 0.11) for j, q in enumerate(pts)):

@@ -44,6 +44,13 @@ class ScriptedExpert:
         self.speed = speed if speed is not None else float(np.clip(0.45 * reach, 0.12, 0.35))
         self.reset()
 
+    def _push_offset(self) -> np.ndarray:
+        """Base-frame vector from the TCP to the centre of the closed jaws (non-zero for a single
+        moving jaw, whose closed jaws sit off the grasp centre): pushes aim with that point."""
+        k = float(self.env.rig.extra.get("closed_jaws_tcp_x", 0.0))
+        yaw = self.env.grasp_yaw[self.arm]
+        return np.array([k * np.cos(yaw), k * np.sin(yaw), 0.0])
+
     def reset(self) -> None:
         env = self.env
         # A mobile base first drives so that the work lies in front of the arm.
@@ -100,7 +107,8 @@ class ScriptedExpert:
         # push: stand behind the object on the line from the pad, fingers closed.
         direction = pad[:2] - obj[:2]
         direction = direction / max(np.linalg.norm(direction), 1e-6)
-        behind = obj[:2] - direction * (h + PUSH_CLEARANCE)
+        offset = self._push_offset()[:2]
+        behind = obj[:2] - direction * (h + PUSH_CLEARANCE) - offset
         push_z = h  # fingertips reach below the TCP: pushing at the centre keeps them off the table
         if name == "pre_push":
             clear_z = h + ws.hover_height * 0.5
@@ -111,7 +119,7 @@ class ScriptedExpert:
             return np.r_[behind, push_z], 1.0, 0.6
         if name == "push":
             # Track the contact point behind the moving object and lean into it.
-            lead = obj[:2] + direction * (h + PUSH_LEAD)
+            lead = obj[:2] + direction * (h + PUSH_LEAD) - offset
             return np.r_[lead, push_z], 1.0, 0.35
         return self.goal_tcp, 1.0 if name == "hold" else 0.0, 1.0
 
@@ -137,7 +145,7 @@ class ScriptedExpert:
             direction = pad[:2] - obj[:2]
             dist = np.linalg.norm(direction)
             direction = direction / max(dist, 1e-6)
-            rel = tcp[:2] - obj[:2]
+            rel = tcp[:2] + self._push_offset()[:2] - obj[:2]
             along = rel @ direction
             sideways = np.linalg.norm(rel - along * direction)
             if dist < 0.01:
@@ -195,7 +203,7 @@ class ScriptedExpert:
         if self.phase_name == "push":
             # Press, do not ram: keep the goal within a finger's width of the real TCP.
             tcp = env.tcp_base_frame(self.arm)
-            ahead = self.goal_tcp[:2] - tcp[:2]
+            ahead = self.goal_tcp[:2] - tcp[:2]  # both TCP points: the offset cancels
             if np.linalg.norm(ahead) > PUSH_MAX_LEAD:
                 self.goal_tcp[:2] = tcp[:2] + ahead * PUSH_MAX_LEAD / np.linalg.norm(ahead)
         self.closure = closure
