@@ -80,7 +80,7 @@ class CrossEmbodimentPolicy(nn.Module):
                 language = torch.cat([language, language.new_zeros(language.shape[0], extra, language.shape[2])], 1)
                 language_mask = torch.cat([language_mask, language_mask.new_ones(language_mask.shape[0], extra)], 1)
             norm = self.normalizers[robot]
-            t = self.stems[robot](norm.state.normalize(state), norm.environment_state.normalize(env_state))
+            t = self.stems[robot](norm.state.normalize(state), norm.environment_state.normalize(env_state), env_state)
             b, s, d = t.shape
             pad = width - s
             mask = torch.zeros(b, width, dtype=torch.bool, device=t.device)

@@ -36,6 +36,7 @@ from locksmith.sim.tasks import TaskState, get_task, is_success
 # Per object: position (3, camera frame), half size (1), colour (3); per pad: position (3),
 # colour (3); per arm: TCP position (3, camera frame), closure fraction (1).
 OBJECT_FIELDS, PAD_FIELDS, ARM_FIELDS = 7, 6, 4
+SETTLE_SECONDS = 0.3
 
 
 def env_state_dim(n_arms: int) -> int:
@@ -165,8 +166,9 @@ class TabletopEnv(gym.Env):
             d.qpos[self._base_qadr] = self.base_cmd
         self._write_ctrl()
         mujoco.mj_forward(m, d)
-        # Let the scene settle with the commands held (objects come to rest).
-        mujoco.mj_step(m, d, nstep=self.n_substeps)
+        # Let the scene settle with the commands held: objects come to rest and coupled finger
+        # joints (set here through one joint only) reach the open gripper.
+        mujoco.mj_step(m, d, nstep=max(self.n_substeps, int(round(SETTLE_SECONDS / m.opt.timestep))))
         self.tcp_cmd = {a.name: self.tcp_base_frame(a.name) for a in self.rig.arms}
         self.grasp_yaw = {a.name: self._home_yaw(a.name) for a in self.rig.arms}
         self.t = 0

@@ -71,6 +71,8 @@ def finish_panda(spec: mujoco.MjSpec, arm: ArmRig, prefix: str = "panda/") -> No
     add_joint_actuators(spec, arm, KP, forcerange=(87, 87, 87, 87, 12, 12, 12))
     finger1 = prefix + "robot:panda0_finger_joint1"
     finger2 = prefix + "robot:panda0_finger_joint2"
+    for finger in (finger1, finger2):
+        spec.joint(finger).damping = [20.0, 0.0, 0.0]  # the model's 100 makes the hand take ~1 s to open
     spec.add_equality(type=mujoco.mjtEq.mjEQ_JOINT, name1=finger1, name2=finger2, objtype=mujoco.mjtObj.mjOBJ_JOINT)
     add_position_actuator(spec, arm.gripper_actuator, finger1, kp=300.0, ctrlrange=(0.0, 0.04), forcerange=70.0, kv=20.0)
     enable_gravcomp(spec, prefix + "panda0_link0")
