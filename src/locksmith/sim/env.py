@@ -191,8 +191,19 @@ class TabletopEnv(gym.Env):
             if all(np.linalg.norm(p - q) > (gap if j < N_OBJECTS else 0.11) for j, q in enumerate(pts)):
                 pts.append(p)
                 if len(pts) == N_OBJECTS + N_PADS:
+                    if self.task.name == "push" and not self._push_start_reachable(pts, ws, half):
+                        pts = []
+                        continue
                     return pts
         raise RuntimeError(f"{self.spec_.name}: cannot place {N_OBJECTS} objects and {N_PADS} pads in the workspace")
+
+    def _push_start_reachable(self, pts: list[np.ndarray], ws, half: float) -> bool:
+        """A push starts behind the object, on the far side from the pad: keep that point inside
+        the spawn box, which every robot reaches (a small arm cannot push from beside its base)."""
+        obj, pad = pts[self.target_object], pts[N_OBJECTS + self.target_pad]
+        direction = (pad - obj) / max(np.linalg.norm(pad - obj), 1e-9)
+        start = obj - direction * (half + 0.05)
+        return bool(ws.spawn_x[0] <= start[0] <= ws.spawn_x[1] and ws.spawn_y[0] <= start[1] <= ws.spawn_y[1])
 
     def _apply_camera_offset(self, offset: np.ndarray) -> None:
         for k, cam_id in enumerate(self._cam_ids):

@@ -40,7 +40,7 @@ class ScriptedExpert:
         self.env = env
         ws = env.rig.workspace
         # TCP speed scales with the robot's reach (small arms move less far, more slowly).
-        reach = max(abs(ws.spawn_x[1]), abs(ws.spawn_x[0])) + 1e-6
+        reach = float(env.rig.extra.get("reach", max(abs(ws.spawn_x[1]), abs(ws.spawn_x[0])))) + 1e-6
         self.speed = speed if speed is not None else float(np.clip(0.45 * reach, 0.12, 0.35))
         self.reset()
 
@@ -64,7 +64,7 @@ class ScriptedExpert:
     def _choose_arm(self) -> str:
         """The arm whose base is nearest the target object (both arms of a bimanual robot)."""
         env = self.env
-        if len(env.rig.arms) == 1:
+        if len(env.rig.arms) == 1 or not hasattr(env, "target_object"):  # before the first reset
             return env.rig.arms[0].name
         obj = env.to_base_frame(env.object_pos(env.target_object))
         dists = {a.name: abs(env.tcp_base_frame(a.name)[1] - obj[1]) for a in env.rig.arms}
@@ -109,7 +109,9 @@ class ScriptedExpert:
         direction = direction / max(np.linalg.norm(direction), 1e-6)
         offset = self._push_offset()[:2]
         behind = obj[:2] - direction * (h + PUSH_CLEARANCE) - offset
-        push_z = h  # fingertips reach below the TCP: pushing at the centre keeps them off the table
+        # Fingertips reach below the TCP: pushing at the centre keeps them off the table (a robot
+        # may push higher, in multiples of the half size, through rig.extra["push_height"]).
+        push_z = h * float(env.rig.extra.get("push_height", 1.0))
         if name == "pre_push":
             clear_z = h + ws.hover_height * 0.5
             if self.goal_tcp[2] < clear_z - 0.01 and np.linalg.norm(self.goal_tcp[:2] - behind) > 0.01:
@@ -150,7 +152,7 @@ class ScriptedExpert:
             sideways = np.linalg.norm(rel - along * direction)
             if dist < 0.01:
                 self.phase += 1
-            elif along > -0.5 * h or sideways > 0.9 * h:
+            elif along > -0.5 * h or sideways > 1.2 * h:
                 # The object slid off the fingers: go round and start the push again.
                 self.phase, self.wait = self.phases.index("pre_push"), 0
             return

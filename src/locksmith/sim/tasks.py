@@ -28,7 +28,7 @@ TASKS: dict[str, TaskDef] = {
                      "bring the gripper just above the named cube"),
     "lift": TaskDef("lift", "lift the {obj} cube", 6.0, False,
                     "grasp the named cube and raise it off the table"),
-    "push": TaskDef("push", "push the {obj} cube onto the {pad} pad", 10.0, True,
+    "push": TaskDef("push", "push the {obj} cube onto the {pad} pad", 12.0, True,
                     "push the named cube, without grasping, onto the named pad"),
     "pick_place": TaskDef("pick_place", "put the {obj} cube on the {pad} pad", 10.0, True,
                           "grasp the named cube, carry it and release it on the named pad"),

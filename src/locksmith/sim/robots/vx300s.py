@@ -189,6 +189,9 @@ def add_vx300s(spec: mujoco.MjSpec, parent: mujoco.MjsBody, variant: str, prefix
     return arm_rig("arm", prefix + "right/", prefix + "gripper/", HOME)
 
 
+PUSH_HEIGHT = 0.8  # × cube half size: lower pushes keep the tapered fingertips from riding up the cube
+
+
 def build(spec: mujoco.MjSpec, parent: mujoco.MjsBody, variant: str = "default") -> RobotRig:
     arm = add_vx300s(spec, parent, variant)
     finish_arm(spec, arm, "vx300s/gripper/")
@@ -197,4 +200,5 @@ def build(spec: mujoco.MjSpec, parent: mujoco.MjsBody, variant: str = "default")
         arms=(arm,),
         workspace=Workspace(spawn_x=(0.2, 0.45), spawn_y=(-0.22, 0.22), cube_half=CUBE_HALF,
                             lift_height=0.08, hover_height=0.1),
+        extra={"push_height": PUSH_HEIGHT},
     )
