@@ -215,8 +215,11 @@ class ScriptedExpert:
         """Write the current TCP goal and closure in the robot's command convention."""
         env = self.env
         spec = env.spec_
-        rot = top_down_rotation(env.grasp_yaw[self.arm])
-        solved = env.ik.solve(env.q_cmd, {self.arm: (self.goal_tcp, rot)}, env.dt)
+        solved = env.q_cmd
+        if any(c.kind in ("joint_position", "joint_velocity") for c in spec.action):
+            # Joint-space commands need IK here; an ee_delta robot's own controller does its IK.
+            rot = top_down_rotation(env.grasp_yaw[self.arm])
+            solved = env.ik.solve(env.q_cmd, {self.arm: (self.goal_tcp, rot)}, env.dt)
         parts = []
         for comp in spec.action:
             scale = comp.native_scale

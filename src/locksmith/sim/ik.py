@@ -100,3 +100,41 @@ class RobotIK:
         q = self.configuration.q
         return {name: q[adr].copy() for name, adr in self._qadr.items()}
 
+    def solve_fast(
+        self,
+        joint_now: Mapping[str, np.ndarray],
+        targets: Mapping[str, tuple[np.ndarray, np.ndarray]],
+        damping: float = 1e-3,
+        orientation_weight: float = 0.5,
+    ) -> dict[str, np.ndarray]:
+        """One damped-least-squares step towards the targets, clipped to the joint ranges.
+
+        A robot controller's Cartesian servo: no QP, ~10x cheaper than `solve`, for per-step
+        end-effector commands whose targets move a few millimetres per step.
+        """
+        model, data = self.model, self.configuration.data
+        q = self.configuration.q.copy()
+        for name, values in joint_now.items():
+            q[self._qadr[name]] = values
+        data.qpos[:] = q
+        mujoco.mj_kinematics(model, data)
+        mujoco.mj_comPos(model, data)
+        out = {name: q[adr].copy() for name, adr in self._qadr.items()}
+        for name, (pos, rot) in targets.items():
+            arm = self.rig.arm(name)
+            site = model.site(arm.tcp_site).id
+            dofs = np.array([model.joint(j).dofadr[0] for j in arm.joints])
+            jacp, jacr = np.zeros((3, model.nv)), np.zeros((3, model.nv))
+            mujoco.mj_jacSite(model, data, jacp, jacr, site)
+            current = data.site_xmat[site].reshape(3, 3)
+            err_rot = np.zeros(3)
+            quat_err = np.zeros(4)
+            mujoco.mju_mat2Quat(quat_err, (rot @ current.T).flatten())
+            mujoco.mju_quat2Vel(err_rot, quat_err, 1.0)
+            jac = np.vstack([jacp[:, dofs], orientation_weight * jacr[:, dofs]])
+            err = np.concatenate([pos - data.site_xpos[site], orientation_weight * err_rot])
+            dq = jac.T @ np.linalg.solve(jac @ jac.T + damping * np.eye(6), err)
+            lo = model.jnt_range[[model.joint(j).id for j in arm.joints], 0]
+            hi = model.jnt_range[[model.joint(j).id for j in arm.joints], 1]
+            out[name] = np.clip(out[name] + dq, lo, hi)
+        return out
