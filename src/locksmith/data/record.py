@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from locksmith import __version__
+from locksmith.atomic import swap_into_place
 from locksmith.embodiment.registry import load_bundled_spec
 from locksmith.embodiment.spec import EmbodimentSpec
 from locksmith.sim.tasks import get_task
@@ -255,16 +256,5 @@ def record_demos(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    _swap_into_place(tmp, out)
+    swap_into_place(tmp, out)
     return out
-
-
-def _swap_into_place(tmp: Path, out: Path) -> None:
-    """Replace ``out`` by ``tmp`` with renames, so a crash leaves one of the two whole."""
-    if out.exists():
-        old = out.parent / f".{out.name}.old-{os.getpid()}"
-        out.rename(old)
-        tmp.rename(out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        tmp.rename(out)

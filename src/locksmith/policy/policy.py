@@ -14,7 +14,6 @@ A training batch is grouped by robot: ``{robot: {feature: tensor}}``; the loss i
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 from collections import deque
 from collections.abc import Mapping
@@ -25,6 +24,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from locksmith.atomic import swap_into_place
 from locksmith.embodiment.spec import EmbodimentSpec, load_spec
 from locksmith.policy.config import PolicyConfig
 from locksmith.policy.heads import ActionHead
@@ -168,15 +168,7 @@ class CrossEmbodimentPolicy(nn.Module):
         (tmp / SPECS_DIR).mkdir()
         for name, spec in self.specs.items():
             (tmp / SPECS_DIR / f"{name}.yaml").write_text(spec.to_yaml())
-        if directory.exists():
-            old = directory.parent / f".{directory.name}.old-{os.getpid()}"
-            directory.rename(old)
-            tmp.rename(directory)
-            import shutil
-
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(directory)
+        swap_into_place(tmp, directory)
         return directory
 
     @classmethod

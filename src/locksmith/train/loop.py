@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import shutil
 import tempfile
 import time
@@ -32,6 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from locksmith.atomic import swap_into_place
 from locksmith.data.mixture import Mixture
 from locksmith.policy.policy import CrossEmbodimentPolicy
 
@@ -78,13 +78,7 @@ def _atomic_dir_write(target: Path, write: Callable[[Path], None]) -> None:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if target.exists():
-        old = target.parent / f".{target.name}.old-{os.getpid()}"
-        target.rename(old)
-        tmp.rename(target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        tmp.rename(target)
+    swap_into_place(tmp, target)
 
 
 def train(
