@@ -20,7 +20,7 @@ def main() -> None:
     import torch
 
     from locksmith.embodiment.registry import BUNDLED_ROBOTS, load_bundled_spec
-    from locksmith.evaluate.evaluator import _make_shield
+    from locksmith.evaluate.evaluator import _make_shield, shield_filter
     from locksmith.evaluate.rollout import EVAL_SEED_BASE, PolicyAgent, rollout
     from locksmith.policy.config import EmbodimentConfig, PolicyConfig
     from locksmith.policy.policy import CrossEmbodimentPolicy
@@ -39,13 +39,7 @@ def main() -> None:
         spec = load_bundled_spec(robot)
         policy = CrossEmbodimentPolicy(PolicyConfig(embodiments=(EmbodimentConfig.from_spec(spec),))).eval()
         envs = [TabletopEnv(robot, args.task) for _ in range(args.envs)]
-        shields = [_make_shield(env, None) for env in envs]
-
-        def shielded(i, action, obs, envs=envs, shields=shields):
-            env = envs[i]
-            if env.t == 0:
-                shields[i].reset()
-            return shields[i].filter(action, obs["observation.state"], env.t * env.dt, env.t * env.dt)
+        shielded = shield_filter(envs, [_make_shield(env, None) for env in envs])
 
         agent = PolicyAgent(policy, robot)
         inference = [0.0]

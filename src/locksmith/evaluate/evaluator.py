@@ -62,6 +62,25 @@ def _make_shield(env, policy):
     return SafetyShield(env.spec_, action_stats=stats, fk=fk)
 
 
+def shield_filter(envs, shields, before_step=None):
+    """An action filter for `rollout`: every action through its environment's shield.
+
+    The shield is reset at each episode's first step; ``before_step(i, env)`` runs first (a
+    recorder, say). Simulated time stands for both clocks: in simulation the observation is
+    never stale, so the watchdog stays quiet here and guards real deployments.
+    """
+    def apply(i, action, obs):
+        env = envs[i]
+        if env.t == 0:
+            shields[i].reset()
+        if before_step is not None:
+            before_step(i, env)
+        now = env.t * env.dt
+        return shields[i].filter(action, obs["observation.state"], now, now)
+
+    return apply
+
+
 def run_job(job: EvalJob) -> dict:
     """Evaluate one slice's seeds in this process; returns raw per-episode results."""
     import torch
@@ -80,16 +99,8 @@ def run_job(job: EvalJob) -> dict:
         agent = PolicyAgent(policy, job.robot)
     counts: Counter = Counter()
     shields = [_make_shield(env, policy) for env in envs] if job.shield else None
-    filter_fn = None
-    if shields is not None:
-        def filter_fn(i, action, obs):
-            env = envs[i]
-            if env.t == 0:
-                shields[i].reset()
-            now = env.t * env.dt
-            return shields[i].filter(action, obs["observation.state"], now, now)
-
-    results = rollout(envs, agent, job.seeds, action_filter=filter_fn)
+    results = rollout(envs, agent, job.seeds,
+                      action_filter=shield_filter(envs, shields) if shields is not None else None)
     if shields is not None:
         for shield in shields:
             counts.update({k: v for k, v in shield.interventions.items() if v})
@@ -178,16 +189,11 @@ def save_failure_videos(result: dict, robot: str, task: str, checkpoint: str | P
             env = TabletopEnv(robot, task, slice_name=name, render=True, image_size=size)
             agent = ExpertAgent() if policy is None else PolicyAgent(policy, robot)
             frames = []
-            shield = _make_shield(env, policy)
 
-            def record(i, action, obs, env=env, shield=shield):
-                if env.t == 0:
-                    shield.reset()
+            def record(i, env, frames=frames):
                 frames.append(next(iter(env.render_cameras().values())))
-                now = env.t * env.dt
-                return shield.filter(action, obs["observation.state"], now, now)
 
-            rollout([env], agent, [seed], action_filter=record)
+            rollout([env], agent, [seed], action_filter=shield_filter([env], [_make_shield(env, policy)], record))
             path = out_dir / f"{robot}_{task}_{name}_seed{seed}.gif"
             tmp = path.with_name(f".{path.name}.tmp.gif")
             imageio.mimsave(tmp, frames[::max(1, int(env.spec_.control_rate_hz) // fps)], duration=1 / fps, loop=0)
