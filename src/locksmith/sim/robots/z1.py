@@ -27,7 +27,7 @@ import mujoco
 
 from locksmith.sim.assets import asset_path
 from locksmith.sim.rig import ArmRig, RobotRig, Workspace
-from locksmith.sim.robots.common import add_joint_actuators, add_position_actuator, enable_gravcomp
+from locksmith.sim.robots.common import add_joint_actuators, add_position_actuator, enable_gravcomp, servo_arm_rig
 
 PACKAGE = "robosuite_models"
 ARM_FILE = "assets/robots/z1/robot.xml"
@@ -116,19 +116,8 @@ def add_z1(spec: mujoco.MjSpec, parent: mujoco.MjsBody, variant: str, prefix: st
     arm.body("right_hand").add_frame().attach_body(gripper.body("right_gripper"), "gripper/", "")
     frame = parent.add_frame(pos=list(pos))
     frame.attach_body(arm.body("base"), prefix, "")
-    return ArmRig(
-        name="arm",
-        joints=tuple(prefix + j for j in ARM_JOINTS),
-        actuators=tuple(f"{prefix}act_{j}" for j in ARM_JOINTS),
-        tcp_site=prefix + "gripper/tcp",
-        gripper_actuator=prefix + "act_gripper",
-        gripper_ctrl_open=JAW_OPEN,
-        gripper_ctrl_closed=JAW_CLOSED,
-        gripper_joint=prefix + "gripper/stator_mover_joint",
-        gripper_q_open=JAW_OPEN,
-        gripper_q_closed=JAW_CLOSED,
-        home_qpos=HOME,
-    )
+    return servo_arm_rig("arm", prefix, ARM_JOINTS, prefix + "gripper/tcp", prefix + "gripper/stator_mover_joint",
+                         JAW_OPEN, JAW_CLOSED, HOME)
 
 
 def finish_z1(spec: mujoco.MjSpec, arm: ArmRig, prefix: str = "z1/") -> None:
