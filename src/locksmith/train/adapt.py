@@ -58,7 +58,9 @@ def adapt(prior_dir: str | Path | None, dataset: str | Path, recipe: str, out: s
     report = check_compatibility(prior, prior_dir, dataset)
     if not report.ok and not force:
         raise AdaptRefused(report)
-    data = data if data is not None else load_demonstrations(dataset)
+    if data is None:
+        # The check already loaded the data; load again only when forced past a load error.
+        data = report.demos if report.demos is not None else load_demonstrations(dataset)
     episodes = choose_episodes(data.num_episodes, demos, train_config.seed)
     subset = data.subset(episodes)
     torch.manual_seed(train_config.seed)

@@ -18,7 +18,7 @@ Each item gets a verdict: ``ok``, ``warning`` (adaptation may still work; read i
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +43,7 @@ class CompatibilityReport:
     dataset: str
     robot: str | None
     items: list[CheckItem]
+    demos: Demonstrations | None = field(default=None, repr=False)  # the data checked, if it loaded
 
     @property
     def errors(self) -> list[CheckItem]:
@@ -96,7 +97,7 @@ def check_compatibility(prior: CrossEmbodimentPolicy, prior_dir: str | Path, dat
     _check_gripper(demos, add)
     _check_prior_stats(prior, demos, add)
     _check_constant(demos, add)
-    return CompatibilityReport(str(prior_dir), str(dataset), spec.name, items)
+    return CompatibilityReport(str(prior_dir), str(dataset), spec.name, items, demos)
 
 
 def _check_layout(prior: CrossEmbodimentPolicy, demos: Demonstrations, add) -> None:
