@@ -22,6 +22,21 @@ class BadInput(Exception):
     """Raised by a subcommand for input the user must fix (exit code 2)."""
 
 
+def _check_names(flag: str, names: list[str], kind: str, known) -> None:
+    """Raise `BadInput` for a name not in ``known``, listing the known ones."""
+    for name in names:
+        if name not in known:
+            raise BadInput(f"{flag}: unknown {kind} {name!r}; known {kind}s: {', '.join(known)}")
+
+
+def _check_robots_and_tasks(robots: list[str], tasks: list[str], plural: bool = False) -> None:
+    from locksmith.embodiment.registry import BUNDLED_ROBOTS
+    from locksmith.sim.tasks import TASKS
+
+    _check_names("--robots" if plural else "--robot", robots, "robot", BUNDLED_ROBOTS)
+    _check_names("--tasks" if plural else "--task", tasks, "task", list(TASKS))
+
+
 def _cmd_robots(args: argparse.Namespace) -> int:
     from locksmith.embodiment.registry import BUNDLED_ROBOTS, load_bundled_spec
 
@@ -61,13 +76,8 @@ def _cmd_spec_check(args: argparse.Namespace) -> int:
 
 def _cmd_demos(args: argparse.Namespace) -> int:
     from locksmith.data.record import RecordError, record_demos
-    from locksmith.embodiment.registry import BUNDLED_ROBOTS
-    from locksmith.sim.tasks import TASKS
 
-    if args.robot not in BUNDLED_ROBOTS:
-        raise BadInput(f"unknown robot {args.robot!r}; known robots: {', '.join(BUNDLED_ROBOTS)}")
-    if args.task not in TASKS:
-        raise BadInput(f"unknown task {args.task!r}; known tasks: {', '.join(TASKS)}")
+    _check_robots_and_tasks([args.robot], [args.task])
     try:
         out = record_demos(
             args.robot, args.task, args.episodes, args.out, seed=args.seed, camera=args.camera,
@@ -87,18 +97,11 @@ def _split(text: str | None) -> list[str]:
 def _cmd_pretrain(args: argparse.Namespace) -> int:
     from locksmith.data.loading import DatasetError
     from locksmith.data.record import RecordError
-    from locksmith.embodiment.registry import BUNDLED_ROBOTS
-    from locksmith.sim.tasks import TASKS
     from locksmith.train.loop import TrainConfig
     from locksmith.train.prior import PriorRecipe, run_pretrain
 
     robots, tasks = _split(args.robots), _split(args.tasks)
-    for robot in robots:
-        if robot not in BUNDLED_ROBOTS:
-            raise BadInput(f"--robots: unknown robot {robot!r}; known robots: {', '.join(BUNDLED_ROBOTS)}")
-    for task in tasks:
-        if task not in TASKS:
-            raise BadInput(f"--tasks: unknown task {task!r}; known tasks: {', '.join(TASKS)}")
+    _check_robots_and_tasks(robots, tasks, plural=True)
     weights = None
     if args.weights:
         try:
@@ -132,10 +135,8 @@ def _write_json(path: Path | None, data: dict) -> None:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from locksmith.embodiment.registry import BUNDLED_ROBOTS
     from locksmith.evaluate.evaluator import ALL_SLICES, evaluate
     from locksmith.policy.policy import CheckpointError, CrossEmbodimentPolicy
-    from locksmith.sim.tasks import TASKS
 
     if args.dataset is not None:
         from locksmith.data.loading import DatasetError
@@ -151,10 +152,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         print(f"{result['robot']}: offline action error {result['offline_action_error']:.4f} "
               f"over {result['episodes']} held-out episodes")
         return 0
-    if args.robot not in BUNDLED_ROBOTS:
-        raise BadInput(f"--robot: unknown robot {args.robot!r}; known robots: {', '.join(BUNDLED_ROBOTS)}")
-    if args.task not in TASKS:
-        raise BadInput(f"--task: unknown task {args.task!r}; known tasks: {', '.join(TASKS)}")
+    _check_robots_and_tasks([args.robot], [args.task])
     slices = ALL_SLICES if args.slice == "all" else _split(args.slice)
     for name in slices:
         if name not in ALL_SLICES:

@@ -7,7 +7,7 @@ on a rerun (a dataset with at least as many episodes is cut down to the first N)
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from locksmith.data.loading import Demonstrations, concat_demonstrations, load_demonstrations
@@ -25,11 +25,9 @@ class PriorRecipe:
     demos_per_robot: int = 200
     weights: dict[str, float] | None = None
     temperature: float = 1.0
-    d_model: int = 128
-    n_layers: int = 4
-    n_heads: int = 4
-    d_feedforward: int = 384
-    n_readouts: int = 4
+    # Trunk sizes (d_model, n_layers, n_heads, d_feedforward, n_readouts) that differ from
+    # PolicyConfig's defaults; empty: the defaults.
+    trunk: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.demos_per_robot < 1:
@@ -37,9 +35,6 @@ class PriorRecipe:
         if not self.robots:
             raise ValueError("no robots in the pool")
 
-    @property
-    def trunk(self) -> dict:
-        return {k: getattr(self, k) for k in ("d_model", "n_layers", "n_heads", "d_feedforward", "n_readouts")}
 
 
 def ensure_demos(robot: str, task: str, episodes: int, root: Path, seed: int = 0) -> Demonstrations:
