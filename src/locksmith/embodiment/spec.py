@@ -326,8 +326,9 @@ class EmbodimentSpec(_Model):
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
 
 
-def _format_validation_error(path: str, err: ValidationError) -> str:
-    lines = [f"{path}: invalid embodiment spec ({err.error_count()} problem(s))"]
+def format_validation_error(path: str, err: ValidationError, what: str = "embodiment spec") -> str:
+    """One line per problem of a pydantic error: the file, the dotted field, the value."""
+    lines = [f"{path}: invalid {what} ({err.error_count()} problem(s))"]
     for item in err.errors():
         field = ".".join(str(p) for p in item["loc"]) or "<root>"
         if item["type"] == "missing":
@@ -349,7 +350,7 @@ def parse_spec(data: object, source: str = "<memory>") -> EmbodimentSpec:
     try:
         return EmbodimentSpec.model_validate(data)
     except ValidationError as err:
-        raise SpecError(_format_validation_error(source, err)) from None
+        raise SpecError(format_validation_error(source, err)) from None
 
 
 def load_spec(path: str | Path) -> EmbodimentSpec:

@@ -1,0 +1,92 @@
+import pytest
+import yaml
+
+from locksmith.audit.plan import PlanError, TrainingRule, bundled_plan, bundled_plans, load_plan, parse_plan
+from locksmith.cli import main
+
+BASE = {
+    "name": "t",
+    "targets": [{"robot": "so101", "task": "reach"}],
+    "recipes": ["lora"],
+    "budgets": [2, 4],
+}
+
+
+def _write(tmp_path, data, name="plan.yaml"):
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.mark.parametrize("name", bundled_plans())
+def test_every_bundled_plan_loads(name):
+    plan = bundled_plan(name)
+    assert plan.arms[0] == "scratch" and "act" in plan.arms
+    assert all(t.metric == "success" for t in plan.targets)
+
+
+def test_default_plan_names_the_three_targets():
+    labels = [t.label() for t in bundled_plan("default").targets]
+    assert labels == ["tabletop_arm", "mobile_manipulator", "bimanual_platform"]
+
+
+def test_scratch_always_runs_and_arms_are_ordered():
+    plan = parse_plan({**BASE, "recipes": ["scratch", "lora", "head", "lora"]})
+    assert plan.recipes == ("lora", "head")
+    assert plan.arms == ("scratch", "act", "lora", "head")
+    assert parse_plan({**BASE, "peer_baseline": "none"}).arms == ("scratch", "lora")
+
+
+def test_target_label_defaults_to_role():
+    plan = parse_plan(BASE)
+    assert plan.targets[0].label() == "tabletop_arm"
+
+
+def test_toml_plan(tmp_path):
+    path = tmp_path / "plan.toml"
+    path.write_text('name = "t"\nrecipes = ["token"]\nbudgets = [3, 1]\n[[targets]]\nrobot = "aloha"\ntask = "lift"\n')
+    plan = load_plan(path)
+    assert plan.budgets == (1, 3) and plan.targets[0].label() == "bimanual_platform"
+
+
+def test_training_rule_is_one_clipped_formula():
+    rule = TrainingRule(steps_per_demo=10, min_steps=50, max_steps=300)
+    assert [rule.steps(n) for n in (1, 5, 10, 100)] == [50, 50, 100, 300]
+
+
+@pytest.mark.parametrize("change, field, words", [
+    ({"targets": [{"robot": "robby"}]}, "targets.0.robot", "unknown robot 'robby'"),
+    ({"recipes": ["lorra"]}, "recipes", "unknown recipe 'lorra'"),
+    ({"recipes": ["scratch"]}, "recipes", "at least one adapted recipe"),
+    ({"evaluation": {"slices": ["sideways"]}}, "evaluation.slices", "unknown slice 'sideways'"),
+    ({"budgets": []}, "budgets", "budget list is empty"),
+    ({"budgets": [0, 3]}, "budgets", ">= 1"),
+    ({"threshold": {"absolute": 1.5}}, "<root>", "must be in [0, 1]"),
+    ({"threshold": {"expert_fraction": 0}}, "threshold", "(0, 1]"),
+    ({"threshold": {"absolute": 0.5, "expert_fraction": 0.5}}, "threshold", "exactly one"),
+    ({"targets": [{"task": "reach"}]}, "targets.0", "needs 'robot'"),
+    ({"targets": [{"dataset": "/d"}]}, "<root>", "threshold: {absolute"),
+    ({"training": {"min_steps": 10, "max_steps": 5}}, "training", "min_steps=10 > max_steps=5"),
+    ({"budget": [1]}, "budget", "Extra inputs"),
+])
+def test_bad_plans_name_file_field_and_value(tmp_path, change, field, words):
+    path = _write(tmp_path, {**BASE, **change})
+    with pytest.raises(PlanError) as err:
+        load_plan(path)
+    text = str(err.value)
+    assert str(path) in text and f"field {field!r}" in text and words in text
+
+
+def test_unknown_bundled_plan_suggests_the_nearest():
+    with pytest.raises(PlanError, match="did you mean 'quick'"):
+        bundled_plan("quik")
+
+
+def test_cli_rejects_a_bad_plan_with_exit_2_and_writes_nothing(tmp_path, capsys):
+    path = _write(tmp_path, {**BASE, "recipes": ["nope"]})
+    out = tmp_path / "out"
+    assert main(["audit", str(path), "--out", str(out)]) == 2
+    assert "unknown recipe 'nope'" in capsys.readouterr().err
+    assert not out.exists()
+    assert main(["audit", "nosuchplan"]) == 2
+    assert main(["audit", str(path), "--quick"]) == 2
