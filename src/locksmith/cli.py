@@ -221,6 +221,39 @@ def _cmd_adapt(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_audit(args: argparse.Namespace) -> int:
+    from locksmith.audit.plan import PlanError, bundled_plan, load_plan
+    from locksmith.audit.run import AuditError, run_audit
+    from locksmith.data.loading import DatasetError
+    from locksmith.data.record import RecordError
+    from locksmith.policy.policy import CheckpointError
+
+    if args.quick and args.plan is not None:
+        raise BadInput("give either a PLAN or --quick (the bundled smoke plan), not both")
+    try:
+        if args.plan is None:
+            plan, plan_file = bundled_plan("quick" if args.quick else "default"), None
+        elif Path(args.plan).exists() or Path(args.plan).suffix in (".yaml", ".yml", ".toml"):
+            plan, plan_file = load_plan(args.plan), str(args.plan)
+        else:
+            plan, plan_file = bundled_plan(args.plan), None
+    except PlanError as err:
+        raise BadInput(str(err)) from None
+    if args.workers is not None and args.workers < 1:
+        raise BadInput(f"--workers: must be >= 1, got {args.workers}")
+    out = args.out or Path("runs") / "audit" / plan.name
+    try:
+        audit = run_audit(plan, out, plan_file=plan_file, workers=args.workers, ray_address=args.ray_address,
+                          quick=args.quick, command=" ".join(["locksmith", *sys.argv[1:]]))
+    except (PlanError, AuditError, DatasetError, RecordError, CheckpointError) as err:
+        raise BadInput(str(err)) from None
+    from locksmith.audit.summary import format_table
+
+    print(format_table(audit))
+    print(f"report: {out / 'report.md'}, {out / 'report.html'}, {out / 'audit.json'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="locksmith",
@@ -325,6 +358,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="adapt even when the compatibility check finds errors")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.set_defaults(func=_cmd_adapt)
+
+    p = sub.add_parser("audit", help="the transfer audit: demos-to-threshold and adaptation gain (the main job)",
+                       description="Run a transfer plan: pretrain the prior (cached), sweep scratch, LeRobot "
+                                   "ACT and the adapted recipes over demo budgets and seeds, and write "
+                                   "audit.json, report.md and report.html. With no PLAN, the bundled default. "
+                                   "A rerun resumes: finished runs are never redone.")
+    p.add_argument("plan", nargs="?", default=None,
+                   help="plan file (.yaml/.toml) or a bundled plan name (default, quick); default: default")
+    p.add_argument("--quick", action="store_true", help="the bundled smoke plan (minutes; the pipeline, not the claim)")
+    p.add_argument("--out", type=Path, default=None, help="audit folder (default runs/audit/<plan name>)")
+    p.add_argument("--workers", type=int, default=None, help="local processes, one run each (default: cores)")
+    p.add_argument("--ray-address", default=None,
+                   help="send runs to this Ray cluster ('local' starts one here) instead of local processes")
+    p.set_defaults(func=_cmd_audit)
     return parser
 
 
