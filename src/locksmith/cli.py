@@ -160,11 +160,17 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if args.expert == (args.checkpoint is not None):
         raise BadInput("give exactly one of --checkpoint DIR and --expert")
     if args.checkpoint is not None:
+        from locksmith.evaluate.act_agent import is_act_checkpoint, load_act_peer
+
         try:
-            policy = CrossEmbodimentPolicy.from_pretrained(args.checkpoint)
+            if is_act_checkpoint(args.checkpoint):
+                load_act_peer(args.checkpoint, args.robot)  # a LeRobot ACT peer baseline
+                policy = None
+            else:
+                policy = CrossEmbodimentPolicy.from_pretrained(args.checkpoint)
         except CheckpointError as err:
             raise BadInput(str(err)) from None
-        if args.robot not in policy.stems:
+        if policy is not None and args.robot not in policy.stems:
             raise BadInput(f"{args.checkpoint}: checkpoint is for robots {sorted(policy.stems)}, not {args.robot!r}")
     result = evaluate(args.robot, args.task, args.episodes, slices, checkpoint=args.checkpoint, seed=args.seed,
                       workers=args.workers, n_envs=args.envs, shield=not args.no_shield)

@@ -2,7 +2,8 @@
 
 Episodes are split across worker processes (both cores); inside each, several environments
 step in lock-step and the policy's inference is batched across them. Evaluation seeds start at
-`EVAL_SEED_BASE`, disjoint from every demonstration seed. Results:
+`EVAL_SEED_BASE`, disjoint from every demonstration seed. A checkpoint is one of ours or an ACT
+peer folder (`locksmith.train.act_peer`, acted by `ACTAgent`). Results:
 
     {"robot", "task", "agent", "success_rate", "episodes", "ci95": [lo, hi] (Wilson),
      "per_slice": {slice: {"success_rate", "episodes", "ci95", "shield_interventions"}},
@@ -81,6 +82,32 @@ def shield_filter(envs, shields, before_step=None):
     return apply
 
 
+def load_policy(checkpoint: str | Path, robot: str):
+    """A checkpoint's policy: a `CrossEmbodimentPolicy`, or an `ActPeer` for an ACT peer folder.
+
+    Both carry ``stats[robot]`` (the shield's action stats come from the stats saved beside them).
+    """
+    from locksmith.evaluate.act_agent import is_act_checkpoint, load_act_peer
+
+    if is_act_checkpoint(checkpoint):
+        return load_act_peer(checkpoint, robot)
+    from locksmith.policy.policy import CrossEmbodimentPolicy
+
+    return CrossEmbodimentPolicy.from_pretrained(checkpoint).eval()
+
+
+def make_agent(policy, robot: str):
+    """The agent for a policy from `load_policy` (the scripted expert for ``None``)."""
+    from locksmith.evaluate.act_agent import ACTAgent
+    from locksmith.train.act_peer import ActPeer
+
+    if policy is None:
+        return ExpertAgent()
+    if isinstance(policy, ActPeer):
+        return ACTAgent(policy, robot)
+    return PolicyAgent(policy, robot)
+
+
 def run_job(job: EvalJob) -> dict:
     """Evaluate one slice's seeds in this process; returns raw per-episode results."""
     import torch
@@ -89,14 +116,8 @@ def run_job(job: EvalJob) -> dict:
 
     torch.set_num_threads(1)
     envs = [TabletopEnv(job.robot, job.task, slice_name=job.slice_name) for _ in range(max(1, job.n_envs))]
-    policy = None
-    if job.checkpoint is None:
-        agent = ExpertAgent()
-    else:
-        from locksmith.policy.policy import CrossEmbodimentPolicy
-
-        policy = CrossEmbodimentPolicy.from_pretrained(job.checkpoint).eval()
-        agent = PolicyAgent(policy, job.robot)
+    policy = None if job.checkpoint is None else load_policy(job.checkpoint, job.robot)
+    agent = make_agent(policy, job.robot)
     counts: Counter = Counter()
     shields = [_make_shield(env, policy) for env in envs] if job.shield else None
     results = rollout(envs, agent, job.seeds,
@@ -116,7 +137,7 @@ def run_job(job: EvalJob) -> dict:
 def evaluate(robot: str, task: str, episodes: int, slices: list[str] | None = None,
              checkpoint: str | Path | None = None, seed: int = 0, workers: int | None = None,
              n_envs: int = 8, shield: bool = True) -> dict:
-    """Closed-loop success of a checkpoint (or the expert with ``checkpoint=None``)."""
+    """Closed-loop success of a checkpoint (ours or an ACT peer folder; the expert with ``checkpoint=None``)."""
     slices = slices or ["nominal"]
     for name in slices:
         check_slice(name)
@@ -179,15 +200,11 @@ def save_failure_videos(result: dict, robot: str, task: str, checkpoint: str | P
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    policy = None
-    if checkpoint is not None:
-        from locksmith.policy.policy import CrossEmbodimentPolicy
-
-        policy = CrossEmbodimentPolicy.from_pretrained(checkpoint).eval()
+    policy = None if checkpoint is None else load_policy(checkpoint, robot)
     for name, info in result["per_slice"].items():
         for seed in info.get("failed_seeds", [])[:per_slice]:
             env = TabletopEnv(robot, task, slice_name=name, render=True, image_size=size)
-            agent = ExpertAgent() if policy is None else PolicyAgent(policy, robot)
+            agent = make_agent(policy, robot)
             frames = []
 
             def record(i, env, frames=frames):

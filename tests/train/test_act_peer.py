@@ -1,0 +1,193 @@
+"""LeRobot's ACT as the peer baseline: real lerobot ACT, real MuJoCo, tiny sizes."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from locksmith.data.loading import load_demonstrations
+from locksmith.data.record import record_demos
+from locksmith.embodiment.spec import load_spec
+from locksmith.evaluate.act_agent import ACTAgent, is_act_checkpoint, load_act_peer
+from locksmith.evaluate.evaluator import _make_shield, evaluate
+from locksmith.evaluate.offline import offline_action_error
+from locksmith.policy.config import EmbodimentConfig
+from locksmith.policy.policy import CheckpointError
+from locksmith.sim.env import TabletopEnv
+from locksmith.train.act_peer import (
+    DEFAULT_SIZE, MARKER_FILE, SIZE_FIELDS, SPEC_FILE, build_act_peer, processor_stats, train_act_peer,
+)
+
+TINY = dict(dim_model=32, n_heads=2, dim_feedforward=64, n_encoder_layers=1, n_vae_encoder_layers=1, latent_dim=8)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("act_peer")
+    record_demos("panda", "reach", 3, root / "data", workers=1, progress=False)
+    record_demos("mobile_panda", "reach", 2, root / "other", workers=1, progress=False)
+    demos = load_demonstrations(root / "data")
+    summary = train_act_peer(demos, root / "act", steps=3, batch_size=8, lr=1e-3, seed=0, **TINY)
+    return root, demos, summary
+
+
+def _frames(demos, n=5):
+    idx = np.linspace(0, demos.num_frames - 1, n).astype(int)
+    return demos.arrays["observation.state"][idx], demos.arrays["observation.environment_state"][idx]
+
+
+def test_training_writes_lerobot_checkpoint_marker_spec_and_stats(setup):
+    root, demos, summary = setup
+    ckpt = root / "act"
+    assert {"wallclock_seconds", "parameters", "final_loss", "steps", "batch_size"} <= set(summary)
+    assert summary["steps"] == 3 and summary["batch_size"] == 8 and summary["wallclock_seconds"] > 0
+    assert np.isfinite(summary["final_loss"])
+    for name in ("config.json", "model.safetensors", "policy_preprocessor.json", "policy_postprocessor.json",
+                 "normalizer_stats.json", SPEC_FILE, MARKER_FILE):
+        assert (ckpt / name).is_file(), name
+    assert not [p for p in root.iterdir() if p.name.startswith(".act")]  # no temporary folder left behind
+    emb = EmbodimentConfig.from_spec(demos.spec)
+    marker = json.loads((ckpt / MARKER_FILE).read_text())
+    assert {k: marker[k] for k in ("kind", "robot", "chunk_size", "n_action_steps")} == {
+        "kind": "act", "robot": "panda", "chunk_size": emb.chunk_size, "n_action_steps": emb.n_action_steps}
+    assert emb.chunk_size == 20 and emb.n_action_steps == 10  # one second at 20 Hz, half executed
+    config = json.loads((ckpt / "config.json").read_text())
+    assert config["type"] == "act" and config["pretrained_backbone_weights"] is None
+    assert set(config["input_features"]) == {"observation.state", "observation.environment_state"}
+    assert load_spec(ckpt / SPEC_FILE) == demos.spec
+    saved = json.loads((ckpt / "normalizer_stats.json").read_text())["panda"]
+    np.testing.assert_array_equal(saved["action"]["q99"], demos.stats["action"]["q99"])
+    # lerobot's normalizer holds the demos' own mean and (floored) std
+    state = load_file(ckpt / "policy_preprocessor_step_3_normalizer_processor.safetensors")
+    expected = processor_stats(demos.stats)
+    np.testing.assert_array_equal(state["observation.environment_state.std"].numpy(),
+                                  expected["observation.environment_state"]["std"].astype(np.float32))
+    peer = load_act_peer(ckpt, "panda")
+    assert peer.num_parameters() == summary["parameters"]
+    assert is_act_checkpoint(ckpt) and not is_act_checkpoint(root / "data") and not is_act_checkpoint(None)
+
+
+def test_default_size_is_near_our_default_policy(setup):
+    _, demos, _ = setup
+    from locksmith.train.pretrain import build_policy
+
+    env_dim = demos.arrays["observation.environment_state"].shape[1]
+    act = build_act_peer(demos.spec, demos.stats, env_dim).num_parameters()
+    ours = build_policy({"panda": demos}).num_parameters()
+    assert 0.8 < act / ours < 1.25, (act, ours)
+    with pytest.raises(ValueError, match="known"):
+        build_act_peer(demos.spec, demos.stats, env_dim, dim_modle=64)
+    assert set(DEFAULT_SIZE) <= set(SIZE_FIELDS)
+
+
+def test_save_load_gives_the_same_actions_to_the_bit(setup, tmp_path):
+    _, demos, _ = setup
+    torch.manual_seed(1)
+    peer = build_act_peer(demos.spec, demos.stats, demos.arrays["observation.environment_state"].shape[1], **TINY)
+    peer.policy.eval()
+    state, env_state = _frames(demos)
+    before = peer.predict_action_chunk(state, env_state)
+    peer.save(tmp_path / "ckpt")
+    loaded = load_act_peer(tmp_path / "ckpt")
+    assert torch.equal(before, loaded.predict_action_chunk(state, env_state))
+    assert before.shape == (5, peer.chunk_size, demos.spec.action_dim)
+    for key, value in peer.policy.state_dict().items():
+        assert torch.equal(value, loaded.policy.state_dict()[key]), key
+    # native units: a normalized 0 comes out as the demos' mean action
+    zero = loaded.postprocessor(torch.zeros(1, peer.chunk_size, demos.spec.action_dim))
+    mean = torch.as_tensor(demos.stats["action"]["mean"], dtype=torch.float32)
+    assert torch.equal(zero[0, 0], mean)
+
+
+def test_training_is_seeded(setup, tmp_path):
+    _, demos, summary = setup
+    again = train_act_peer(demos, tmp_path / "again", steps=3, batch_size=8, lr=1e-3, seed=0, **TINY)
+    assert again["final_loss"] == summary["final_loss"]
+    first = load_file(setup[0] / "act" / "model.safetensors")
+    second = load_file(tmp_path / "again" / "model.safetensors")
+    assert all(torch.equal(first[k], second[k]) for k in first)
+
+
+def test_agent_replans_every_n_action_steps_batched(setup):
+    root, _, _ = setup
+    peer = load_act_peer(root / "act", "panda")
+    agent = ACTAgent(peer, "panda")
+    envs = [TabletopEnv("panda", "reach") for _ in range(2)]
+    obs = [env.reset(seed=s)[0] for env, s in zip(envs, (5, 6), strict=True)]
+    agent.reset(envs)
+
+    def plan(o):
+        return peer.predict_action_chunk(np.stack([x["observation.state"] for x in o]),
+                                         np.stack([x["observation.environment_state"] for x in o])).numpy()
+
+    n = peer.n_action_steps
+    for start in (0, n):  # a chunk is planned at step 0 and again at step n
+        chunk = plan(obs)
+        for t in range(n):
+            actions = agent.act(envs, [0, 1], obs)
+            np.testing.assert_array_equal(actions, chunk[:, t])
+            obs = [env.step(a)[0] for env, a in zip(envs, actions, strict=True)]
+    # the shield's data range comes from the stats saved beside the checkpoint
+    far = peer.stats["panda"]["action"]["q99"] + 10.0
+    for policy, clamped in ((peer, True), (None, False)):
+        shield = _make_shield(envs[0], policy)
+        shield.reset()
+        shield.filter(far, obs[0]["observation.state"], 0.0, 0.0)
+        assert (shield.interventions.get("data_range", 0) > 0) == clamped
+    for env in envs:
+        env.close()
+
+
+def test_evaluate_and_offline_take_an_act_checkpoint(setup):
+    root, demos, _ = setup
+    result = evaluate("panda", "reach", 2, checkpoint=root / "act", workers=1, n_envs=2)
+    assert {"robot", "task", "agent", "success_rate", "episodes", "ci95", "per_slice", "shield_interventions",
+            "mean_episode_seconds", "seeds"} <= set(result)
+    assert result["episodes"] == 2 and 0.0 <= result["success_rate"] <= 1.0
+    assert result["agent"] == str(root / "act")
+    offline = offline_action_error(root / "act", root / "data")
+    assert offline["metric"] == "offline_action_error" and offline["offline_action_error"] > 0
+    assert list(offline["per_dimension"]) == demos.spec.names("action")
+    assert offline["episodes"] == 1 and offline["frames"] > 0 and offline["robot"] == "panda"
+
+
+def test_missing_and_damaged_checkpoints(setup, tmp_path):
+    root, _, _ = setup
+    with pytest.raises(CheckpointError, match="not found"):
+        load_act_peer(tmp_path / "nowhere")
+    with pytest.raises(CheckpointError, match="not found"):
+        evaluate("panda", "reach", 1, checkpoint=tmp_path / "nowhere", workers=1, n_envs=1)
+    with pytest.raises(CheckpointError, match="no locksmith_peer.json"):
+        load_act_peer(root / "data")
+
+    def damaged(name, edit):
+        dst = tmp_path / name
+        shutil.copytree(root / "act", dst)
+        edit(dst)
+        return dst
+
+    cases = {
+        "weights": (lambda d: (d / "model.safetensors").write_bytes(b"\0" * 64), "model.safetensors"),
+        "processor": (lambda d: (d / "policy_preprocessor.json").unlink(), "policy_preprocessor.json"),
+        "marker": (lambda d: (d / MARKER_FILE).write_text("{not json"), MARKER_FILE),
+        "config": (lambda d: (d / "config.json").write_text("[]"), "config.json"),
+    }
+    for name, (edit, message) in cases.items():
+        bad = damaged(name, edit)
+        assert is_act_checkpoint(bad)
+        with pytest.raises(CheckpointError, match=message):
+            load_act_peer(bad)
+
+
+def test_checkpoint_for_another_robot(setup):
+    root, _, _ = setup
+    with pytest.raises(CheckpointError, match="for robot 'panda', not 'mobile_panda'"):
+        load_act_peer(root / "act", "mobile_panda")
+    with pytest.raises(CheckpointError, match="not 'mobile_panda'"):
+        evaluate("mobile_panda", "reach", 1, checkpoint=root / "act", workers=1, n_envs=1)
+    with pytest.raises(CheckpointError, match="not 'mobile_panda'"):
+        offline_action_error(root / "act", root / "other")
