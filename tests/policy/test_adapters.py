@@ -129,3 +129,12 @@ def test_unknown_recipe_lists_known():
 
 def test_donor_prefers_same_action_kind(prior):
     assert choose_donor(prior, load_bundled_spec("so101")) == "panda"  # joint_position like so101
+
+
+@pytest.mark.parametrize("recipe", ["head", "lora", "full"])
+def test_adapted_policy_keeps_the_priors_shared_grounding_head(prior, recipe):
+    assert prior.trunk.grounding is not None  # on by default
+    policy, _ = _adapt(prior, recipe)
+    assert torch.equal(policy.trunk.grounding.weight, prior.trunk.grounding.weight)
+    assert policy.config.grounding_weight == prior.config.grounding_weight
+    assert policy.config.relative_actions == prior.config.relative_actions

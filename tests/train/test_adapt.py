@@ -92,3 +92,22 @@ def test_unknown_recipe(setup, tmp_path, capsys):
     assert main(["adapt", "--prior", str(setup / "prior" / "policy"), "--dataset", str(setup / "target"),
                  "--recipe", "magic", "--out", str(tmp_path / "x")]) == 2
     assert "known recipes" in capsys.readouterr().err
+
+
+def test_relative_action_stats_come_from_the_demo_subset(setup, tmp_path):
+    from locksmith.policy.normalize import RELATIVE_ACTION_KEY, training_stats
+    from locksmith.policy.policy import CrossEmbodimentPolicy
+    from locksmith.train.adapt import adapt
+
+    adapt(setup / "prior" / "policy", setup / "pool", "lora", tmp_path / "key", demos=2,
+          train_config=TrainConfig(steps=2, batch_size=8), progress=False)
+    policy = CrossEmbodimentPolicy.from_pretrained(tmp_path / "key" / "policy")
+    emb = policy.config.embodiment("panda")
+    assert emb.relative_actions
+    episodes = json.loads((tmp_path / "key" / "adapt.json").read_text())["episodes"]
+    subset = load_demonstrations(setup / "pool").subset(episodes)
+    expected = training_stats(subset, emb)[RELATIVE_ACTION_KEY]
+    np.testing.assert_allclose(policy.stats["panda"][RELATIVE_ACTION_KEY]["q99"], expected["q99"])
+    half = (expected["q99"] - expected["q01"]) / 2
+    np.testing.assert_allclose(policy.normalizers["panda"].action.scale.numpy(), np.where(half < 1e-4, 1.0, half),
+                               rtol=1e-6)

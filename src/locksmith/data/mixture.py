@@ -2,7 +2,8 @@
 
 A sample at frame t of an episode is (state_t, environment_state_t, instruction, actions
 t..t+H-1); steps past the episode's end repeat its last action and are marked in
-``action_is_pad`` (as LeRobot's ``delta_timestamps`` does).
+``action_is_pad`` (as LeRobot's ``delta_timestamps`` does). With a scene state, a sample also
+carries its episode's ``target_object`` / ``target_pad`` (see `data.targets`).
 
 The mixture draws robot r's share of every batch in proportion to λ_r, so the loss is
 Σ_r λ_r E_{τ~D_r}[ℓ]. λ is explicit, or proportional to dataset size with a temperature:
@@ -17,6 +18,7 @@ import numpy as np
 import torch
 
 from locksmith.data.loading import Demonstrations
+from locksmith.data.targets import episode_targets
 
 
 class ChunkSampler:
@@ -39,6 +41,8 @@ class ChunkSampler:
         self.state = torch.as_tensor(a["observation.state"])
         self.env_state = torch.as_tensor(a["observation.environment_state"])
         self.action = torch.as_tensor(a["action"])
+        objects, pads = episode_targets(a["observation.environment_state"], demos.episode_starts, demos.episode_ends)
+        self.target_object, self.target_pad = torch.as_tensor(objects), torch.as_tensor(pads)
 
     def __len__(self) -> int:
         return self.demos.num_frames
@@ -56,6 +60,8 @@ class ChunkSampler:
             "language_mask": self.language_mask[torch.as_tensor(self.task_ids[idx])],  # (B, L)
             "action": self.action[torch.as_tensor(self.chunk_index[idx])],  # (B, H, A)
             "action_is_pad": torch.as_tensor(self.action_is_pad[idx]),  # (B, H)
+            "target_object": self.target_object[t],  # (B,)
+            "target_pad": self.target_pad[t],  # (B,) -1: no pad
         }
 
 

@@ -24,8 +24,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from locksmith.data.loading import Demonstrations
 from locksmith.embodiment.spec import EmbodimentSpec
 from locksmith.policy.config import EmbodimentConfig, PolicyConfig
+from locksmith.policy.normalize import RELATIVE_ACTION_KEY, training_stats
 from locksmith.policy.policy import CrossEmbodimentPolicy
 
 log = logging.getLogger(__name__)
@@ -97,9 +99,20 @@ def build_adapted(
     lora_rank: int = 8,
     lora_alpha: float = 16.0,
     donor: str | None = "auto",
+    demos: Demonstrations | None = None,
 ) -> tuple[CrossEmbodimentPolicy, dict]:
-    """A policy for ``target`` with the recipe's parameters trainable; returns (policy, info)."""
-    emb = EmbodimentConfig.from_spec(target)
+    """A policy for ``target`` with the recipe's parameters trainable; returns (policy, info).
+
+    The action representation (absolute or relative) follows the prior's. ``stats`` are the
+    training frames' stats; with relative actions the relative-action stats are computed from
+    ``demos`` (the same frames) unless ``stats`` already holds them.
+    """
+    emb = EmbodimentConfig.from_spec(target, relative_actions=prior.config.relative_actions)
+    if emb.relative_actions and RELATIVE_ACTION_KEY not in stats:
+        if demos is None:
+            raise ValueError(f"{target.name}: relative actions need the demonstrations to compute "
+                             f"{RELATIVE_ACTION_KEY!r} stats; pass demos=")
+        stats = {**stats, RELATIVE_ACTION_KEY: training_stats(demos, emb)[RELATIVE_ACTION_KEY]}
     config = PolicyConfig(**{**prior.config.__dict__, "embodiments": (emb,)})
     policy = CrossEmbodimentPolicy(config, stats={target.name: stats}, specs={target.name: target})
     policy.language = prior.language.__class__(dict(prior.language.cache))

@@ -19,6 +19,12 @@ class EmbodimentConfig:
 
     ``chunk_size`` is about one second of control at the robot's rate; ``n_action_steps`` of a
     predicted chunk are executed before the policy predicts again.
+
+    ``action_state_index`` makes actions relative: for each action dimension, the state
+    dimension it is predicted relative to (the head predicts ``action - state[index]``, and
+    `CrossEmbodimentPolicy.predict_action_chunk` adds the current state back), or -1 where the
+    action stays absolute (gripper, and commands that are already relative: ee_delta, velocity).
+    Empty: every dimension absolute (checkpoints written before relative actions existed).
     """
 
     name: str
@@ -28,8 +34,17 @@ class EmbodimentConfig:
     n_arms: int
     chunk_size: int
     n_action_steps: int
+    action_state_index: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "action_state_index", tuple(int(i) for i in self.action_state_index))  # JSON lists
+        index = self.action_state_index
+        if index and len(index) != self.action_dim:
+            raise ValueError(f"embodiment {self.name!r}: action_state_index has {len(index)} entries, "
+                             f"action_dim={self.action_dim}")
+        bad = [i for i in index if not -1 <= i < self.state_dim]
+        if bad:
+            raise ValueError(f"embodiment {self.name!r}: action_state_index entries {bad} outside -1..{self.state_dim - 1}")
         for f in ("state_dim", "env_dim", "action_dim", "chunk_size", "n_action_steps"):
             if getattr(self, f) < 1:
                 raise ValueError(f"embodiment {self.name!r}: {f}={getattr(self, f)} must be >= 1")
@@ -41,9 +56,15 @@ class EmbodimentConfig:
         if self.n_action_steps > self.chunk_size:
             raise ValueError(f"embodiment {self.name!r}: n_action_steps={self.n_action_steps} > chunk_size={self.chunk_size}")
 
+    @property
+    def relative_actions(self) -> bool:
+        return any(i >= 0 for i in self.action_state_index)
+
     @classmethod
-    def from_spec(cls, spec: EmbodimentSpec, chunk_seconds: float = 1.0, execute_fraction: float = 0.5) -> EmbodimentConfig:
+    def from_spec(cls, spec: EmbodimentSpec, chunk_seconds: float = 1.0, execute_fraction: float = 0.5,
+                  relative_actions: bool = True) -> EmbodimentConfig:
         chunk = max(2, int(round(chunk_seconds * spec.control_rate_hz)))
+        index = relative_action_index(spec) if relative_actions else ()
         n_arms = len(spec.arms)
         return cls(
             name=spec.name,
@@ -53,7 +74,28 @@ class EmbodimentConfig:
             n_arms=n_arms,
             chunk_size=chunk,
             n_action_steps=max(1, int(round(chunk * execute_fraction))),
+            action_state_index=index if any(i >= 0 for i in index) else (),
         )
+
+
+def relative_action_index(spec: EmbodimentSpec) -> tuple[int, ...]:
+    """Per action dimension, the state dimension a relative action is taken from (-1: absolute).
+
+    A ``joint_position`` action component is relative to the ``joint_position`` state component
+    of the same arm (same size and units); every other action kind stays absolute.
+    """
+    index = [-1] * spec.action_dim
+    state_slices = spec.slices("state")
+    action_slices = spec.slices("action")
+    for comp in spec.action:
+        if comp.kind != "joint_position":
+            continue
+        match = [s for s in spec.state if s.kind == "joint_position" and s.arm == comp.arm]
+        if not match or match[0].size != comp.size or match[0].native_scale != comp.native_scale:
+            continue  # no state in the same units to be relative to: keep it absolute
+        a, s = action_slices[comp.name], state_slices[match[0].name]
+        index[a] = list(range(s.start, s.stop))
+    return tuple(index)
 
 
 @dataclass(frozen=True)
@@ -68,6 +110,8 @@ class PolicyConfig:
     n_readouts: int = 4
     dropout: float = 0.0
     language_dim: int = 384
+    relative_actions: bool = True  # joint-position actions predicted relative to the joint state
+    grounding_weight: float = 0.3  # auxiliary loss: which object/pad the instruction names (shared head)
     version: int = CONFIG_VERSION
     extra: dict = field(default_factory=dict)
 
@@ -79,7 +123,15 @@ class PolicyConfig:
         for f in ("d_model", "n_layers", "n_heads", "d_feedforward", "n_readouts"):
             if getattr(self, f) < 1:
                 raise ValueError(f"{f}={getattr(self, f)} must be >= 1")
+        if self.grounding_weight < 0:
+            raise ValueError(f"grounding_weight={self.grounding_weight} must be >= 0")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout={self.dropout} must be in [0, 1)")
         names = [e.name for e in self.embodiments]
+        if not self.relative_actions:
+            relative = [e.name for e in self.embodiments if e.relative_actions]
+            if relative:
+                raise ValueError(f"relative_actions=False but embodiments {relative} have an action_state_index")
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate embodiments in {names}")
 
@@ -95,6 +147,8 @@ class PolicyConfig:
     @classmethod
     def from_json(cls, text: str) -> PolicyConfig:
         data = json.loads(text)
+        data.setdefault("relative_actions", False)  # configs written before relative actions
+        data.setdefault("grounding_weight", 0.0)  # ... and before the grounding head
         data["embodiments"] = tuple(EmbodimentConfig(**e) for e in data["embodiments"])
         return cls(**data)
 

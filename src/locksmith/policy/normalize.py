@@ -5,6 +5,11 @@ rare large command, and bounded, which suits an L1 loss). A near-constant dimens
 range below `EPS`, e.g. an unused joint, or a gripper that never moved in the data) keeps a
 unit scale so that nothing is divided by ~0; it is only centred. The statistics are buffers of
 an `nn.Module`, so they are saved with the weights and applied on the way in and out.
+
+With relative actions (`EmbodimentConfig.action_state_index`) the action normalizer is built
+from the stats of ``action[t + k] - state[t]`` over every chunk step k of every frame t
+(``RELATIVE_ACTION_KEY``, computed by `relative_action_stats` from the training frames); the
+absolute dimensions (gripper) get their plain action stats over the same (t, k) pairs.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import torch
 from torch import nn
 
 EPS = 1e-4
+RELATIVE_ACTION_KEY = "action.relative"
 
 
 class FeatureNormalizer(nn.Module):
@@ -61,14 +67,16 @@ class EmbodimentNormalizer(nn.Module):
         self.action = action
 
     @classmethod
-    def from_stats(cls, stats: Mapping[str, Mapping[str, np.ndarray]]) -> EmbodimentNormalizer:
-        missing = [k for k in ("observation.state", "observation.environment_state", "action") if k not in stats]
+    def from_stats(cls, stats: Mapping[str, Mapping[str, np.ndarray]], relative_actions: bool = False) -> EmbodimentNormalizer:
+        action_key = RELATIVE_ACTION_KEY if relative_actions else "action"
+        missing = [k for k in ("observation.state", "observation.environment_state", action_key) if k not in stats]
         if missing:
-            raise ValueError(f"normalization stats lack {missing}")
+            hint = " (relative actions: add them with policy.normalize.relative_action_stats)" if relative_actions else ""
+            raise ValueError(f"normalization stats lack {missing}{hint}")
         return cls(
             FeatureNormalizer.mean_std(stats["observation.state"]),
             FeatureNormalizer.mean_std(stats["observation.environment_state"]),
-            FeatureNormalizer.quantile_range(stats["action"]),
+            FeatureNormalizer.quantile_range(stats[action_key]),
         )
 
     @classmethod
@@ -78,3 +86,52 @@ class EmbodimentNormalizer(nn.Module):
             return FeatureNormalizer(np.zeros(n), np.ones(n))
 
         return cls(unit(state_dim), unit(env_dim), unit(action_dim))
+
+
+def to_relative(action: torch.Tensor, state: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """(B, H, A) absolute actions, (B, S) states → (B, H, A) with ``action - state[index]`` where
+    ``index >= 0`` (index: (A,) long)."""
+    reference = torch.where(index >= 0, state[:, index.clamp_min(0)], torch.zeros_like(state[:, :1]))  # (B, A)
+    return action - reference[:, None, :]
+
+
+def to_absolute(relative: torch.Tensor, state: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """Inverse of `to_relative`."""
+    reference = torch.where(index >= 0, state[:, index.clamp_min(0)], torch.zeros_like(state[:, :1]))  # (B, A)
+    return relative + reference[:, None, :]
+
+
+def relative_action_stats(state: np.ndarray, action: np.ndarray, episode_ends: np.ndarray,
+                          index: tuple[int, ...], chunk_size: int) -> dict[str, np.ndarray]:
+    """Stats (mean/std/min/max/q01/q99) of the relative action chunks the policy is trained on.
+
+    Args:
+        state: (N, S) states; action: (N, A) actions of the same frames.
+        episode_ends: (N,) one past the last frame of each frame's episode.
+        index: (A,) state dimension each action dimension is relative to (-1: absolute).
+        chunk_size: H; the steps a chunk would take past its episode's end (padding, not in
+            the loss) are left out.
+    """
+    state = np.asarray(state, dtype=np.float64)
+    action = np.asarray(action, dtype=np.float64)
+    idx = np.asarray(index, dtype=int)
+    reference = np.where(idx >= 0, state[:, np.maximum(idx, 0)], 0.0)  # (N, A)
+    frames = np.arange(len(state))
+    parts = []
+    for k in range(chunk_size):
+        keep = frames + k < episode_ends
+        parts.append(action[frames[keep] + k] - reference[keep])
+    x = np.concatenate(parts)  # (sum over k of kept frames, A)
+    return {"mean": x.mean(0), "std": x.std(0), "min": x.min(0), "max": x.max(0),
+            "q01": np.quantile(x, 0.01, axis=0), "q99": np.quantile(x, 0.99, axis=0)}
+
+
+def training_stats(demos, emb) -> dict[str, dict[str, np.ndarray]]:
+    """A `Demonstrations`' stats, plus `RELATIVE_ACTION_KEY` when ``emb`` (an
+    `EmbodimentConfig`) has relative actions: everything the robot's normalizer needs."""
+    stats = dict(demos.stats)
+    if emb.relative_actions:
+        ends = demos.episode_ends[demos.episode_index]  # (N,)
+        stats[RELATIVE_ACTION_KEY] = relative_action_stats(
+            demos.arrays["observation.state"], demos.arrays["action"], ends, emb.action_state_index, emb.chunk_size)
+    return stats

@@ -9,6 +9,12 @@ Interface (as LeRobot's policies): `forward(batch) -> (loss, metrics)`, `predict
 `from_pretrained` (safetensors + config JSON + normalizer stats + specs + instruction cache).
 A training batch is grouped by robot: ``{robot: {feature: tensor}}``; the loss is
 ``Σ_r w_r L1_r / Σ_r w_r`` over normalized action chunks with padded steps masked.
+
+Relative actions (`EmbodimentConfig.action_state_index`): a robot's joint-position targets are
+learned as ``action[t + k] - state[t]`` (normalized with the stats of those differences), and
+the current joint state is added back in `predict_action_chunk`, so callers always see
+absolute commands in the robot's native units. A policy that only has to say "move 2 cm
+further" is far more precise than one that regresses the absolute joint angle of the goal.
 """
 
 from __future__ import annotations
@@ -29,9 +35,10 @@ from locksmith.embodiment.spec import EmbodimentSpec, load_spec
 from locksmith.policy.config import PolicyConfig
 from locksmith.policy.heads import ActionHead
 from locksmith.policy.language import InstructionEncoder
-from locksmith.policy.normalize import EmbodimentNormalizer
+from locksmith.policy.normalize import EmbodimentNormalizer, to_absolute, to_relative
 from locksmith.policy.stems import Stem
 from locksmith.policy.trunk import Trunk
+from locksmith.sim.scene import N_OBJECTS, N_PADS
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -55,7 +62,7 @@ class CrossEmbodimentPolicy(nn.Module):
         self.embodiment_tokens = nn.ParameterDict(
             {e.name: nn.Parameter(torch.randn(d) * 0.02) for e in config.embodiments})
         self.normalizers = nn.ModuleDict({
-            e.name: EmbodimentNormalizer.from_stats(stats[e.name]) if stats and e.name in stats
+            e.name: EmbodimentNormalizer.from_stats(stats[e.name], e.relative_actions) if stats and e.name in stats
             else EmbodimentNormalizer.identity(e.state_dim, e.env_dim, e.action_dim)
             for e in config.embodiments
         })
@@ -66,11 +73,36 @@ class CrossEmbodimentPolicy(nn.Module):
         self._queues: dict[str, deque] = {}
 
     # ------------------------------------------------------------------ core
+    def _relative_index(self, robot: str, device: torch.device) -> torch.Tensor | None:
+        """(A,) state dimension of each action dimension (-1: absolute), or None if all absolute."""
+        emb = self.config.embodiment(robot)
+        if not emb.relative_actions:
+            return None
+        return torch.as_tensor(emb.action_state_index, dtype=torch.long, device=device)
+
+    def action_targets(self, robot: str, action: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        """(B, H, A) native actions, (B, state_dim) → (B, H, A) what the head learns (normalized)."""
+        index = self._relative_index(robot, action.device)
+        if index is not None:
+            action = to_relative(action, state, index)
+        return self.normalizers[robot].action.normalize(action)
+
+    def native_actions(self, robot: str, predicted: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        """Inverse of `action_targets`: (B, H, A) head output → native actions."""
+        action = self.normalizers[robot].action.unnormalize(predicted)
+        index = self._relative_index(robot, predicted.device)
+        return action if index is None else to_absolute(action, state, index)
+
     def _readouts(self, groups: Mapping[str, tuple[torch.Tensor, ...]]) -> dict[str, torch.Tensor]:
         """One trunk pass for several robots' samples; returns readouts per robot (B_r, R, D).
 
         ``groups[robot] = (state, environment_state, language (B, L, 384), language_mask (B, L))``.
         """
+        return self._encode(groups)[0]
+
+    def _encode(self, groups: Mapping[str, tuple[torch.Tensor, ...]],
+                stem_outputs: bool = False) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """As `_readouts`, plus (with ``stem_outputs``) each robot's stem-token outputs (B_r, S, D)."""
         tokens, masks, embs, langs, lang_masks, sizes = [], [], [], [], [], []
         width = max(self.stems[r].n_tokens for r in groups)
         n_lang = max(g[2].shape[1] for g in groups.values())
@@ -93,24 +125,51 @@ class CrossEmbodimentPolicy(nn.Module):
             langs.append(language)
             lang_masks.append(language_mask)
             sizes.append(b)
-        out = self.trunk(torch.cat(embs), torch.cat(langs), torch.cat(lang_masks), torch.cat(tokens), torch.cat(masks))
-        return dict(zip(groups, torch.split(out, sizes), strict=True))
+        out = self.trunk(torch.cat(embs), torch.cat(langs), torch.cat(lang_masks), torch.cat(tokens), torch.cat(masks),
+                         return_stem_tokens=stem_outputs)
+        if not stem_outputs:
+            return dict(zip(groups, torch.split(out, sizes), strict=True)), {}
+        readouts, stems = out
+        return (dict(zip(groups, torch.split(readouts, sizes), strict=True)),
+                dict(zip(groups, torch.split(stems, sizes), strict=True)))
+
+    def _grounding_loss(self, stem_out: torch.Tensor, b: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, float]:
+        """Cross-entropy of "which object / pad does the instruction name" from the shared head.
+
+        ``stem_out`` (B, S, D): the outputs at [state, objects x3, pads x2, tcp...].
+        Returns (loss, object accuracy).
+        """
+        logits = self.trunk.grounding(stem_out[:, 1 : 1 + N_OBJECTS + N_PADS]).squeeze(-1)  # (B, 5)
+        obj_logits, pad_logits = logits[:, :N_OBJECTS], logits[:, N_OBJECTS:]
+        target_object, target_pad = b["target_object"].long(), b["target_pad"].long()
+        loss = nn.functional.cross_entropy(obj_logits, target_object, ignore_index=-1)
+        if bool((target_pad >= 0).any()):
+            loss = loss + nn.functional.cross_entropy(pad_logits, target_pad, ignore_index=-1)
+        accuracy = float((obj_logits.argmax(-1) == target_object).float().mean())
+        return loss, accuracy
 
     def forward(self, batch: Mapping[str, Mapping[str, torch.Tensor]]) -> tuple[torch.Tensor, dict[str, float]]:
-        """Masked L1 on normalized action chunks, weighted per robot by ``batch[r]["weight"]``."""
+        """Masked L1 on normalized action chunks, weighted per robot by ``batch[r]["weight"]``; with
+        ``grounding_weight > 0`` and target labels in the batch, plus that times the grounding loss."""
         groups = {r: (b["observation.state"], b["observation.environment_state"], b["language"], b["language_mask"])
                   for r, b in batch.items()}
-        readouts = self._readouts(groups)
+        grounding = self.trunk.grounding is not None and all("target_object" in b for b in batch.values())
+        readouts, stem_out = self._encode(groups, stem_outputs=grounding)
         total, weight_sum, metrics = 0.0, 0.0, {}
         for robot, b in batch.items():
             pred = self.heads[robot](readouts[robot])  # (B, H, A)
-            target = self.normalizers[robot].action.normalize(b["action"])
+            target = self.action_targets(robot, b["action"], b["observation.state"])  # (B, H, A)
             keep = (~b["action_is_pad"]).unsqueeze(-1).to(pred.dtype)  # (B, H, 1)
             loss = (torch.abs(pred - target) * keep).sum() / (keep.sum() * pred.shape[-1]).clamp_min(1.0)
+            metrics[f"loss/{robot}"] = float(loss.detach())
+            if grounding:
+                aux, accuracy = self._grounding_loss(stem_out[robot], b)
+                metrics[f"grounding/{robot}"] = float(aux.detach())
+                metrics[f"grounding_accuracy/{robot}"] = accuracy
+                loss = loss + self.config.grounding_weight * aux
             w = float(b.get("weight", 1.0))
             total = total + w * loss
             weight_sum += w
-            metrics[f"loss/{robot}"] = float(loss.detach())
         loss = total / max(weight_sum, 1e-12)
         metrics["loss"] = float(loss.detach())
         return loss, metrics
@@ -132,7 +191,7 @@ class CrossEmbodimentPolicy(nn.Module):
         state = torch.as_tensor(state, dtype=torch.float32, device=device)
         env_state = torch.as_tensor(environment_state, dtype=torch.float32, device=device)
         readouts = self._readouts({robot: (state, env_state, *self.embed_instructions(instructions))})[robot]
-        return self.normalizers[robot].action.unnormalize(self.heads[robot](readouts))
+        return self.native_actions(robot, self.heads[robot](readouts), state)
 
     @torch.no_grad()
     def select_action(self, robot: str, state, environment_state, instructions: list[str]) -> np.ndarray:

@@ -6,6 +6,10 @@ Sequence for one sample (padded instruction tokens and the shorter robots' stems
 
 Slot and language-position embeddings are shared, so a token's role is the same for every
 robot; only the embodiment token says which robot it is.
+
+With ``grounding_weight > 0`` the trunk also owns the shared grounding head: one logit per
+object and pad token ("is this the entity the instruction names?"), trained by an auxiliary
+loss. It is part of the trunk so that every robot, and every adapter, shares it.
 """
 
 from __future__ import annotations
@@ -64,10 +68,12 @@ class Trunk(nn.Module):
             Block(d, config.n_heads, config.d_feedforward, config.dropout) for _ in range(config.n_layers))
         self.norm = nn.LayerNorm(d)
         self.n_readouts = config.n_readouts
+        self.grounding = nn.Linear(d, 1) if config.grounding_weight > 0 else None
 
     def forward(self, embodiment: torch.Tensor, language: torch.Tensor, language_mask: torch.Tensor,
-                stem_tokens: torch.Tensor, stem_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Readout features.
+                stem_tokens: torch.Tensor, stem_mask: torch.Tensor | None = None,
+                return_stem_tokens: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Readout features (and, with ``return_stem_tokens``, the stem tokens' outputs (B, S, D)).
 
         Args:
             embodiment: (B, D) embodiment token of each sample's robot.
@@ -94,4 +100,8 @@ class Trunk(nn.Module):
         bias = bias[:, None, None, :]
         for block in self.blocks:
             tokens = block(tokens, bias)
-        return self.norm(tokens[:, -self.n_readouts:])
+        tokens = self.norm(tokens)
+        readouts = tokens[:, -self.n_readouts:]
+        if return_stem_tokens:
+            return readouts, tokens[:, 1 + n_lang : 1 + n_lang + s]
+        return readouts

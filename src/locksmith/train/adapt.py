@@ -64,7 +64,7 @@ def adapt(prior_dir: str | Path | None, dataset: str | Path, recipe: str, out: s
     episodes = choose_episodes(data.num_episodes, demos, train_config.seed)
     subset = data.subset(episodes)
     torch.manual_seed(train_config.seed)
-    policy, info = build_adapted(prior, subset.spec, subset.stats, rec, lora_rank, lora_alpha)
+    policy, info = build_adapted(prior, subset.spec, subset.stats, rec, lora_rank, lora_alpha, demos=subset)
     robot = subset.spec.name
     texts = sorted(set(subset.tasks))
     tokens, masks = policy.language.encode(texts)

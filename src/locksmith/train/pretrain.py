@@ -12,6 +12,7 @@ from locksmith.data.loading import Demonstrations
 from locksmith.data.mixture import ChunkSampler, Mixture, mixture_weights
 from locksmith.embodiment.spec import EmbodimentSpec
 from locksmith.policy.config import EmbodimentConfig, PolicyConfig
+from locksmith.policy.normalize import training_stats
 from locksmith.policy.policy import CrossEmbodimentPolicy
 from locksmith.train.loop import TrainConfig, train
 
@@ -20,8 +21,10 @@ log = logging.getLogger(__name__)
 
 def build_policy(demos: Mapping[str, Demonstrations], **trunk: int | float) -> CrossEmbodimentPolicy:
     """A fresh policy with one stem/head/normalizer per dataset's robot, stats from the data."""
-    config = PolicyConfig(embodiments=tuple(EmbodimentConfig.from_spec(d.spec) for d in demos.values()), **trunk)
-    stats = {name: d.stats for name, d in demos.items()}
+    relative = bool(trunk.get("relative_actions", PolicyConfig.relative_actions))
+    config = PolicyConfig(embodiments=tuple(EmbodimentConfig.from_spec(d.spec, relative_actions=relative)
+                                            for d in demos.values()), **trunk)
+    stats = {name: training_stats(d, config.embodiment(name)) for name, d in demos.items()}
     specs: dict[str, EmbodimentSpec] = {name: d.spec for name, d in demos.items()}
     return CrossEmbodimentPolicy(config, stats=stats, specs=specs)
 
