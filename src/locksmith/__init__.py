@@ -17,3 +17,14 @@ import logging as _logging
 # lerobot tries torchcodec first and logs a long traceback when FFmpeg's libraries are absent;
 # locksmith reads datasets with the pyav backend, so that warning is noise here.
 _logging.getLogger("lerobot.utils.import_utils").setLevel(_logging.ERROR)
+
+# The "bring your own robot" API, loaded on first use so that `import locksmith` stays light.
+_REGISTRY_API = ("register_robot", "unregister_robot", "known_robots", "load_robot_spec")
+
+
+def __getattr__(name: str):
+    if name in _REGISTRY_API:
+        from locksmith.embodiment import registry
+
+        return getattr(registry, name)
+    raise AttributeError(f"module 'locksmith' has no attribute {name!r}")

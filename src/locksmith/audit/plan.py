@@ -27,7 +27,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from locksmith.embodiment.registry import BUNDLED_ROBOTS, load_bundled_spec
+from locksmith.embodiment.registry import known_robots, load_robot_spec
 from locksmith.embodiment.spec import format_validation_error
 from locksmith.policy.adapters import RECIPES
 from locksmith.sim.slices import SLICES
@@ -80,7 +80,7 @@ class PriorSection(_Model):
     def _robots(cls, v: tuple[str, ...]) -> tuple[str, ...]:
         if not v:
             raise ValueError("the pool needs at least one robot")
-        return tuple(_known("robot", r, BUNDLED_ROBOTS) for r in v)
+        return tuple(_known("robot", r, known_robots()) for r in v)
 
     @field_validator("tasks")
     @classmethod
@@ -123,7 +123,7 @@ class TargetSection(_Model):
     @field_validator("robot")
     @classmethod
     def _robot(cls, v: str | None) -> str | None:
-        return None if v is None else _known("robot", v, BUNDLED_ROBOTS)
+        return None if v is None else _known("robot", v, known_robots())
 
     @field_validator("task")
     @classmethod
@@ -148,7 +148,7 @@ class TargetSection(_Model):
         if self.name:
             return self.name
         if self.robot is not None:
-            return load_bundled_spec(self.robot).role
+            return load_robot_spec(self.robot).role
         return Path(self.dataset).name
 
 

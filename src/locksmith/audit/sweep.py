@@ -186,7 +186,11 @@ def _run_local(todo: Sequence[RunSpec], workers: int, on_result: Callable[[dict]
         return
     import multiprocessing as mp
 
-    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+    from locksmith.embodiment.registry import install_registrations, registrations
+
+    # Robots registered in this process (a user's own) travel to the workers.
+    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
+                             initializer=install_registrations, initargs=(registrations(),)) as pool:
         pending = {pool.submit(execute_run, s) for s in todo}
         while pending:
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -194,16 +198,27 @@ def _run_local(todo: Sequence[RunSpec], workers: int, on_result: Callable[[dict]
                 on_result(fut.result())
 
 
+def _execute_with_registrations(spec: RunSpec, robots) -> dict:
+    """`execute_run` on a Ray worker, after installing the driver's registered robots."""
+    from locksmith.embodiment.registry import install_registrations
+
+    install_registrations(robots)
+    return execute_run(spec)
+
+
 def _run_ray(todo: Sequence[RunSpec], address: str, on_result: Callable[[dict], None]) -> None:
     import ray
+
+    from locksmith.embodiment.registry import registrations
 
     started_here = not ray.is_initialized()
     if started_here:
         ray.init(address=None if address == "local" else address, include_dashboard=False,
                  log_to_driver=False, num_cpus=os.cpu_count() if address == "local" else None)
     try:
-        remote = ray.remote(num_cpus=1)(execute_run)
-        pending = [remote.remote(s) for s in todo]
+        remote = ray.remote(num_cpus=1)(_execute_with_registrations)
+        robots = registrations()
+        pending = [remote.remote(s, robots) for s in todo]
         while pending:
             finished, pending = ray.wait(pending, num_returns=1)
             for ref in finished:

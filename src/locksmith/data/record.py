@@ -30,7 +30,7 @@ import numpy as np
 
 from locksmith import __version__
 from locksmith.atomic import swap_into_place
-from locksmith.embodiment.registry import load_bundled_spec
+from locksmith.embodiment.registry import install_registrations, load_robot_spec, registrations
 from locksmith.embodiment.spec import EmbodimentSpec
 from locksmith.sim.tasks import get_task
 
@@ -144,8 +144,9 @@ def _episodes(robot: str, task: str, seed: int, camera: bool, image_size: int | 
             yield req.seed, run_expert(req)
         return
     # A bounded window of episodes in flight (the request stream itself is endless).
+    # Spawned workers start empty: hand them this process's registered robots.
     ctx = mp.get_context("spawn")
-    with ctx.Pool(workers) as pool:
+    with ctx.Pool(workers, initializer=install_registrations, initargs=(registrations(),)) as pool:
         pending: deque = deque()
         stream = requests()
         while True:
@@ -191,10 +192,13 @@ def record_demos(
     Returns the dataset folder. Raises `RecordError` for a bad request; nothing at ``out`` is
     touched until the new dataset is complete.
     """
+    from datasets.utils.logging import disable_progress_bar
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
     from tqdm import tqdm
 
-    spec = load_bundled_spec(robot)
+    disable_progress_bar()  # one "Map" bar per saved episode would bury ours
+
+    spec = load_robot_spec(robot)
     get_task(task)
     if episodes < 1:
         raise RecordError(f"--episodes must be at least 1, got {episodes}")

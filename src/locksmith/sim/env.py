@@ -1,4 +1,4 @@
-"""`TabletopEnv`: one bundled robot, one task, one evaluation slice, in MuJoCo.
+"""`TabletopEnv`: one robot (bundled or registered), one task, one evaluation slice, in MuJoCo.
 
 Actions and states are in the robot's *native* convention as its spec declares (degrees,
 millimetres, joint velocities, end-effector deltas, a 0-100 gripper, ...). Inside, every
@@ -24,7 +24,7 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
-from locksmith.embodiment.registry import load_bundled_spec
+from locksmith.embodiment.registry import load_robot_spec
 from locksmith.embodiment.spec import EmbodimentSpec
 from locksmith.sim.ik import RobotIK, top_down_rotation
 from locksmith.sim.scene import (
@@ -55,7 +55,7 @@ def env_state_names(arm_names: list[str]) -> list[str]:
 
 
 class TabletopEnv(gym.Env):
-    """A bundled robot doing one task on one evaluation slice (see the module docstring)."""
+    """A robot (bundled or registered) doing one task on one slice (see the module docstring)."""
 
     metadata = {"render_modes": ["rgb_array"]}
 
@@ -67,7 +67,7 @@ class TabletopEnv(gym.Env):
         render: bool = False,
         image_size: int | None = None,
     ):
-        self.spec_ = robot if isinstance(robot, EmbodimentSpec) else load_bundled_spec(robot)
+        self.spec_ = robot if isinstance(robot, EmbodimentSpec) else load_robot_spec(robot)
         self.task = get_task(task)
         self.slice_name = check_slice(slice_name)
         self.render_images = render

@@ -1,6 +1,7 @@
 """What a robot builder hands the simulator: names inside the compiled scene and scene sizing.
 
-Every bundled robot is a module in `locksmith.sim.robots` with one function
+Every bundled robot is a module in `locksmith.sim.robots` with one function (and a user's robot,
+registered with `locksmith.register_robot`, brings one of its own, see docs/own_robot.md)
 
     build(spec: mujoco.MjSpec, parent: mujoco.MjsBody, variant: str) -> RobotRig
 

@@ -1,4 +1,5 @@
-"""The bundled robot builders, keyed by the embodiment names used in the CLI and in files."""
+"""The robot builders, keyed by the embodiment names used in the CLI and in files: the bundled
+ones below, and the builders of robots a user registered (`locksmith.register_robot`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Callable
 
 import mujoco
 
+from locksmith.embodiment.registry import BUNDLED_ROBOTS, registration, resolve_builder
 from locksmith.sim.rig import RobotRig
 
 # name → module that defines `build(spec, parent, variant) -> RobotRig`
@@ -19,12 +21,13 @@ ROBOT_MODULES: dict[str, str] = {
     "mobile_panda": "locksmith.sim.robots.mobile_panda",
     "aloha": "locksmith.sim.robots.aloha",
 }
+assert tuple(ROBOT_MODULES) == BUNDLED_ROBOTS
 
 Builder = Callable[[mujoco.MjSpec, mujoco.MjsBody, str], RobotRig]
 
 
 def get_builder(name: str) -> Builder:
-    """The builder of a bundled robot; an unknown name lists the known ones."""
-    if name not in ROBOT_MODULES:
-        raise KeyError(f"unknown robot {name!r}; known robots: {', '.join(ROBOT_MODULES)}")
-    return importlib.import_module(ROBOT_MODULES[name]).build
+    """The builder of a bundled or registered robot; an unknown name lists the known ones."""
+    if name in ROBOT_MODULES:
+        return importlib.import_module(ROBOT_MODULES[name]).build
+    return resolve_builder(registration(name).builder)
