@@ -30,19 +30,19 @@ def _check_names(flag: str, names: list[str], kind: str, known) -> None:
 
 
 def _check_robots_and_tasks(robots: list[str], tasks: list[str], plural: bool = False) -> None:
-    from locksmith.embodiment.registry import BUNDLED_ROBOTS
+    from locksmith.embodiment.registry import known_robots
     from locksmith.sim.tasks import TASKS
 
-    _check_names("--robots" if plural else "--robot", robots, "robot", BUNDLED_ROBOTS)
+    _check_names("--robots" if plural else "--robot", robots, "robot", known_robots())
     _check_names("--tasks" if plural else "--task", tasks, "task", list(TASKS))
 
 
 def _cmd_robots(args: argparse.Namespace) -> int:
-    from locksmith.embodiment.registry import BUNDLED_ROBOTS, load_bundled_spec
+    from locksmith.embodiment.registry import known_robots, load_robot_spec
 
     rows = []
-    for name in BUNDLED_ROBOTS:
-        spec = load_bundled_spec(name)
+    for name in known_robots():
+        spec = load_robot_spec(name)
         rows.append({
             "name": name, "dof": spec.dof, "action_kind": spec.action_kind,
             "rate_hz": spec.control_rate_hz, "role": spec.role, "robot_type": spec.robot_type,
@@ -140,13 +140,14 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
     if args.dataset is not None:
         from locksmith.data.loading import DatasetError
+        from locksmith.embodiment.spec import SpecError
         from locksmith.evaluate.offline import offline_action_error
 
         if args.checkpoint is None:
             raise BadInput("--dataset needs --checkpoint (the policy to score)")
         try:
             result = offline_action_error(args.checkpoint, args.dataset, holdout_fraction=args.holdout)
-        except (CheckpointError, DatasetError) as err:
+        except (CheckpointError, DatasetError, SpecError) as err:  # SpecError: the spec beside the dataset
             raise BadInput(str(err)) from None
         _write_json(args.json, result)
         print(f"{result['robot']}: offline action error {result['offline_action_error']:.4f} "
@@ -199,6 +200,9 @@ def _cmd_check(args: argparse.Namespace) -> int:
     report = check_compatibility(prior, args.prior, args.dataset, args.spec)
     print(report.format())
     _write_json(args.json, report.to_dict())
+    for item in report.errors:  # the report is the output; what must be fixed also goes to stderr
+        where = "" if item.message.startswith(str(args.dataset)) else f"{args.dataset}: "
+        print(f"error: {item.item}: {where}{item.message}", file=sys.stderr)
     return 0 if report.ok else EXIT_BAD_INPUT
 
 
