@@ -1,3 +1,4 @@
+import argparse
 import json
 import subprocess
 import sys
@@ -53,6 +54,36 @@ def test_every_flag_has_help():
                 stack.extend(action.choices.values())
             elif action.dest != "help":
                 assert action.help, f"{p.prog}: {action.dest} has no help"
+
+
+def _help_pages() -> dict[tuple[str, ...], argparse.ArgumentParser]:
+    """The top-level parser and every subcommand's (nested ones included), by their argv."""
+    pages, stack = {}, [((), build_parser())]
+    while stack:
+        path, parser = stack.pop()
+        pages[path] = parser
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                stack.extend(((*path, name), sub) for name, sub in action.choices.items())
+    return pages
+
+
+@pytest.mark.parametrize("path", sorted(_help_pages()), ids=lambda p: " ".join(p) or "locksmith")
+def test_help_page_describes_every_flag_and_subcommand(path, capsys, monkeypatch):
+    """`--help` renders (a stray % in a help string would crash it) and shows every help text."""
+    monkeypatch.setenv("COLUMNS", "1000")  # no wrapping, so each help text appears whole
+    parser = _help_pages()[path]
+    with pytest.raises(SystemExit) as exit_:
+        main([*path, "--help"])
+    assert exit_.value.code == 0
+    text = capsys.readouterr().out
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for choice in action._choices_actions:
+                assert choice.help and choice.help in text, f"{parser.prog}: subcommand {choice.dest} undescribed"
+            continue
+        shown = action.help % {**vars(action), "prog": parser.prog}
+        assert all(flag in text for flag in action.option_strings) and shown in text, f"{parser.prog}: {action.dest}"
 
 
 def test_console_script_runs():

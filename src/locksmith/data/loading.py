@@ -141,8 +141,11 @@ def load_demonstrations(root: str | Path, spec: EmbodimentSpec | str | Path | No
 
     Raises:
         DatasetError: missing folder or metadata, no episodes, features that contradict the
-            spec, non-finite values, missing stats.
+            spec, an unreadable parquet file, non-finite values, missing stats; the message
+            names the file at fault.
     """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
     root = Path(root)
@@ -157,19 +160,27 @@ def load_demonstrations(root: str | Path, spec: EmbodimentSpec | str | Path | No
         spec = load_spec(spec)
     info = json.loads(info_path.read_text())
     if int(info.get("total_episodes", 0)) == 0:
-        raise DatasetError(f"{root}: the dataset has no episodes")
+        raise DatasetError(f"{info_path}: total_episodes={info.get('total_episodes', 0)}: the dataset has no episodes")
     features = info.get("features", {})
     for key, expected in (("observation.state", spec.state_dim), ("action", spec.action_dim)):
         if key not in features:
-            raise DatasetError(f"{root}: feature {key!r} is missing (meta/info.json)")
+            raise DatasetError(f"{info_path}: feature {key!r} is missing")
         shape = tuple(features[key]["shape"])
         if shape != (expected,):
             raise DatasetError(
-                f"{root}: feature {key!r} has shape {shape} but spec {spec.name!r} says ({expected},)"
+                f"{info_path}: feature {key!r} has shape {shape} but spec {spec.name!r} says ({expected},)"
             )
     fps = float(info.get("fps", 0))
     if abs(fps - spec.control_rate_hz) > 1e-6:
-        raise DatasetError(f"{root}: fps={fps:g} in meta/info.json but spec {spec.name!r} says control_rate_hz={spec.control_rate_hz:g}")
+        raise DatasetError(f"{info_path}: fps={fps:g} but spec {spec.name!r} says "
+                           f"control_rate_hz={spec.control_rate_hz:g}")
+    # A damaged parquet file (a copy cut short) otherwise surfaces from lerobot as a generic
+    # DatasetGenerationError that does not say which file; the footer check is cheap.
+    for path in sorted(root.rglob("*.parquet")):
+        try:
+            pq.read_metadata(path)
+        except (OSError, pa.ArrowException) as err:
+            raise DatasetError(f"{path}: not a readable parquet file ({err})") from None
     try:
         dataset = LeRobotDataset(info.get("repo_id", f"local/{root.name}"), root=root, video_backend="pyav")
     except Exception as err:  # lerobot raises many kinds for a damaged dataset
@@ -179,12 +190,14 @@ def load_demonstrations(root: str | Path, spec: EmbodimentSpec | str | Path | No
     for key in FEATURES:
         if key in features:
             arrays[key] = np.asarray(np.stack(table[key]), dtype=np.float32).reshape(len(table), -1)
+    episode_index = np.asarray(table["episode_index"], dtype=int)
     for key, values in arrays.items():
         bad = ~np.isfinite(values)
         if bad.any():
             row, col = np.argwhere(bad)[0]
-            raise DatasetError(f"{root}: feature {key!r} has NaN/Inf (first at frame {row}, dimension {col})")
-    episode_index = np.asarray(table["episode_index"], dtype=int)
+            episode = int(episode_index[row])
+            raise DatasetError(f"{root / dataset.meta.get_data_file_path(episode)}: feature {key!r} has NaN/Inf: "
+                               f"{values[row, col]} at frame {row} (episode {episode}), dimension {col}")
     if len(episode_index) and np.any(np.diff(episode_index) < 0):
         raise DatasetError(f"{root}: frames are not grouped by episode")
     change = np.flatnonzero(np.diff(episode_index)) + 1
@@ -195,9 +208,11 @@ def load_demonstrations(root: str | Path, spec: EmbodimentSpec | str | Path | No
     index_to_task = {int(i): str(t) for t, i in zip(task_names.index, task_names["task_index"], strict=True)}
     tasks = [index_to_task[i] for i in task_index]
     raw_stats = dataset.meta.stats or {}
+    stats_path = root / "meta" / "stats.json"
     for key in ("observation.state", "observation.environment_state", "action"):
         if key in arrays and (key not in raw_stats or "mean" not in raw_stats[key]):
-            raise DatasetError(f"{root}: meta/stats.json has no stats for {key!r}")
+            missing = "" if stats_path.is_file() else " (the file is missing)"
+            raise DatasetError(f"{stats_path}: no stats for {key!r}{missing}")
     # lerobot's quantiles are per-episode quantiles averaged over episodes: for a value that is
     # constant within each episode (an object's colour) q01 == q99. Exact ones from the frames.
     stats = compute_stats(arrays)
