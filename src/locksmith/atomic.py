@@ -20,3 +20,42 @@ def swap_into_place(tmp: Path, target: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
     else:
         tmp.rename(target)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _stale(path: Path, marker: str) -> bool:
+    """Whether ``path`` (``.<name><marker><pid>``) was left by a process that no longer runs."""
+    pid = path.name.rpartition(marker)[2]
+    return pid.isdigit() and not _pid_alive(int(pid))
+
+
+def remove_stale_temporaries(target: Path) -> list[Path]:
+    """Delete ``.<name>.tmp-<pid>`` folders/files beside ``target`` left by killed processes."""
+    removed = []
+    for path in target.parent.glob(f".{target.name}.tmp-*"):
+        if _stale(path, ".tmp-"):
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def recover_swapped(target: Path) -> bool:
+    """Undo a `swap_into_place` killed between its two renames: if ``target`` is missing and a
+    complete old copy sits under ``.<name>.old-<pid>`` (its process gone), move it back."""
+    if target.exists():
+        return False
+    olds = sorted((p for p in target.parent.glob(f".{target.name}.old-*") if _stale(p, ".old-")),
+                  key=lambda p: p.stat().st_mtime, reverse=True)
+    if not olds:
+        return False
+    olds[0].rename(target)
+    return True

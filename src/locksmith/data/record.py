@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from locksmith import __version__
-from locksmith.atomic import swap_into_place
+from locksmith.atomic import remove_stale_temporaries, swap_into_place
 from locksmith.embodiment.registry import install_registrations, load_robot_spec, registrations
 from locksmith.embodiment.spec import EmbodimentSpec
 from locksmith.sim.tasks import get_task
@@ -209,6 +209,7 @@ def record_demos(
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
+    remove_stale_temporaries(out)  # left by a recording that was killed
     out.parent.mkdir(parents=True, exist_ok=True)
     appending = append and (out / "meta" / "info.json").is_file()
     previous = read_locksmith_meta(out) if appending else {}

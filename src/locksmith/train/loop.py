@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from locksmith.atomic import swap_into_place
+from locksmith.atomic import recover_swapped, swap_into_place
 from locksmith.data.mixture import Mixture
 from locksmith.policy.policy import CrossEmbodimentPolicy
 
@@ -110,6 +110,8 @@ def train(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(config))
     start_step = 0
     last = out / "checkpoints" / "last"
+    if resume and recover_swapped(last):
+        log.info("recovered the last checkpoint from an interrupted swap (%s)", last)
     if resume and (last / TRAINING_STATE).is_file():
         loaded = CrossEmbodimentPolicy.from_pretrained(last)
         policy.load_state_dict(loaded.state_dict())
@@ -131,7 +133,7 @@ def train(
         log.info("training config: %s", json.dumps(resolved, default=str))
     metrics_path = out / "metrics.jsonl"
     if accelerator.is_main_process and metrics_path.exists():
-        kept = [ln for ln in metrics_path.read_text().splitlines() if ln and json.loads(ln)["step"] <= start_step]
+        kept = [ln for ln in metrics_path.read_text().splitlines() if _metrics_step(ln) <= start_step]
         metrics_path.write_text("".join(k + "\n" for k in kept))
     per_process = max(1, config.batch_size // accelerator.num_processes)
     bar = tqdm(total=config.steps, initial=start_step, desc="train", unit="step",
@@ -174,6 +176,14 @@ def train(
     accelerator.wait_for_everyone()
     return {"steps": config.steps, "final_loss": last_loss, "seconds": elapsed,
             "samples_per_s": samples / max(elapsed, 1e-9), "resumed_from": start_step}
+
+
+def _metrics_step(line: str) -> float:
+    """The step of one metrics line; a line cut short by a kill counts as past any step."""
+    try:
+        return float(json.loads(line)["step"])
+    except (json.JSONDecodeError, KeyError, TypeError):
+        return math.inf
 
 
 def _save(accelerator, policy: CrossEmbodimentPolicy, optimizer, scheduler, step: int, target: Path) -> None:
