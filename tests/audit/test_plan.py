@@ -90,3 +90,49 @@ def test_cli_rejects_a_bad_plan_with_exit_2_and_writes_nothing(tmp_path, capsys)
     assert not out.exists()
     assert main(["audit", "nosuchplan"]) == 2
     assert main(["audit", str(path), "--quick"]) == 2
+
+
+def _fake_results(curves: dict[str, dict[int, float]], episodes: int = 20) -> list[dict]:
+    """Sweep results as `execute_run` writes them, from a success rate per (arm, budget)."""
+    rows = []
+    for arm, curve in curves.items():
+        for budget, rate in curve.items():
+            for seed in (0, 1):
+                k = int(round(rate * episodes))
+                rows.append({"target": "tabletop_arm", "arm": arm, "budget": budget, "seed": seed,
+                             "successes": k, "episodes": episodes, "value": k / episodes,
+                             "train_seconds": 10.0 * budget, "eval_seconds": 1.0, "frames": 100 * budget,
+                             "trainable_parameters": 1000, "checkpoint": "x",
+                             "per_slice": {"nominal": {"success_rate": k / episodes}}})
+    return rows
+
+
+def _resolved(plan):
+    from locksmith.audit.run import ResolvedTarget
+
+    return ResolvedTarget("tabletop_arm", plan.targets[0], "so101", "reach", "d", tuple(range(40)), 0.5,
+                          "absolute 0.5", "", None)
+
+
+def test_refinement_bisects_the_bracket_of_each_crossing_on_log_demos():
+    from locksmith.audit.summary import refine_budgets
+
+    plan = parse_plan({**BASE, "budgets": [2, 8, 32], "peer_baseline": "none"})
+    results = _fake_results({"scratch": {2: 0.0, 8: 0.1, 32: 0.9}, "lora": {2: 0.2, 8: 0.8, 32: 1.0}})
+    budgets = refine_budgets(plan, [_resolved(plan)], results, {})
+    assert budgets["tabletop_arm"] == {"scratch": [2, 8, 16, 32], "lora": [2, 4, 8, 32]}
+
+
+def test_summary_reports_a_lower_bound_when_scratch_never_reaches():
+    from locksmith.audit.summary import format_table, summarize
+
+    plan = parse_plan({**BASE, "budgets": [2, 8, 32], "peer_baseline": "none"})
+    results = _fake_results({"scratch": {2: 0.0, 8: 0.0, 32: 0.1}, "lora": {2: 0.2, 8: 0.8, 32: 1.0}})
+    audit = summarize(plan, [_resolved(plan)], results, {"checkpoint": "p"})
+    target = audit["targets"]["tabletop_arm"]
+    assert target["baseline_arm"] == "scratch" and target["adapted_arm"] == "lora"
+    gain = target["adaptation_gain"]
+    assert gain["is_lower_bound"] and gain["text"].startswith("> ") and not target["goal_met"]
+    # max budget / adapted crossing: 0.2 at 2 and 0.8 at 8 cross 0.5 half-way in log demos, at 4
+    assert gain["value"] == pytest.approx(32 / 4)
+    assert format_table(audit).splitlines()[0] == f"tabletop_arm: adaptation_gain={gain['text']}"
