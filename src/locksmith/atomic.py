@@ -2,9 +2,32 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import tempfile
 from pathlib import Path
+
+
+def write_file_atomic(path: str | Path, data: bytes | str) -> None:
+    """Write ``data`` to a temporary file beside ``path``, fsync it, then ``os.replace`` it in."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(path: str | Path, data: object) -> None:
+    """`write_file_atomic` of ``data`` as indented JSON."""
+    write_file_atomic(path, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
 def swap_into_place(tmp: Path, target: Path) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -128,10 +127,9 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
 def _write_json(path: Path | None, data: dict) -> None:
     if path is None:
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2))
-    tmp.replace(path)
+    from locksmith.atomic import write_json_atomic
+
+    write_json_atomic(path, data)
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:

@@ -21,15 +21,15 @@ import html
 import io
 import json
 import logging
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from matplotlib.figure import Figure  # the Agg canvas, no pyplot: no global backend state
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator, ScalarFormatter
+
+from locksmith.atomic import write_file_atomic, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -43,25 +43,9 @@ _KIND_WORDS = {"adapted": "adapted from the prior", "scratch": "from scratch",
 
 # --- atomic files ---------------------------------------------------------------------------
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, fsync it, then ``os.replace`` it in."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_audit_json(audit: dict, path: Path) -> None:
     """Write ``audit.json`` atomically (indented, UTF-8, key order kept)."""
-    write_atomic(Path(path), (json.dumps(audit, indent=2, ensure_ascii=False) + "\n").encode())
+    write_json_atomic(path, audit)
 
 
 # --- formatting -----------------------------------------------------------------------------
@@ -663,10 +647,10 @@ def write_report(audit: dict, out_dir: Path) -> dict[str, Path]:
     written = {}
     for file_name, png in plots.items():
         written[file_name] = out_dir / PLOTS_DIR / file_name
-        write_atomic(written[file_name], png)
+        write_file_atomic(written[file_name], png)
     written["markdown"] = out_dir / "report.md"
-    write_atomic(written["markdown"], render_markdown(audit).encode())
+    write_file_atomic(written["markdown"], render_markdown(audit).encode())
     written["html"] = out_dir / "report.html"
-    write_atomic(written["html"], render_html(audit, plots).encode())
+    write_file_atomic(written["html"], render_html(audit, plots).encode())
     log.info("report written to %s (%d plots)", out_dir, len(plots))
     return written

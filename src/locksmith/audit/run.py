@@ -27,7 +27,8 @@ from pathlib import Path
 import yaml
 
 from locksmith.audit.plan import PlanError, TargetSection, TransferPlan
-from locksmith.audit.sweep import RunSpec, _atomic_json, run_sweep
+from locksmith.audit.sweep import RunSpec, run_sweep
+from locksmith.atomic import write_file_atomic, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -81,15 +82,13 @@ def ensure_prior(plan: TransferPlan, out: Path, progress: bool = True) -> tuple[
             "pretrain_seconds": time.perf_counter() - t0, "samples_per_s": summary["samples_per_s"],
             "parameters": summary["parameters"], "final_loss": summary["final_loss"],
             "resumed_from": summary["resumed_from"]}
-    _atomic_json(marker, info)
+    write_json_atomic(marker, info)
     return stage / "policy", {**info, "cached": False}
 
 
-def _resolve_target(plan: TransferPlan, target: TargetSection, prior_dir: Path, out: Path,
-                    progress: bool) -> ResolvedTarget:
+def _resolve_target(plan: TransferPlan, target: TargetSection, prior, prior_dir: Path, out: Path) -> ResolvedTarget:
     from locksmith.data.loading import load_demonstrations
     from locksmith.evaluate.offline import held_out_episodes
-    from locksmith.policy.policy import CrossEmbodimentPolicy
     from locksmith.train.compat import check_compatibility
     from locksmith.train.prior import ensure_demos
 
@@ -108,7 +107,7 @@ def _resolve_target(plan: TransferPlan, target: TargetSection, prior_dir: Path, 
         if need > len(train):
             raise AuditError(f"target {label!r}: budget {need} demos, but {dataset} has {len(train)} episodes "
                              f"outside the held-out {len(held)}")
-    report = check_compatibility(CrossEmbodimentPolicy.from_pretrained(prior_dir), prior_dir, dataset, target.spec)
+    report = check_compatibility(prior, prior_dir, dataset, target.spec)
     if not report.ok:
         raise AuditError(f"target {label!r}: the compatibility check refuses {dataset}:\n{report.format()}")
     threshold = plan.threshold_for(target)
@@ -139,7 +138,7 @@ def _expert_success(plan: TransferPlan, target: TargetSection, path: Path) -> di
                       checkpoint=None, seed=0)
     record = {"key": key, "success_rate": result["success_rate"], "ci95": result["ci95"],
               "per_slice": {k: v["success_rate"] for k, v in result["per_slice"].items()}}
-    _atomic_json(path, record)
+    write_json_atomic(path, record)
     return record
 
 
@@ -183,11 +182,12 @@ def run_audit(plan: TransferPlan, out: str | Path, plan_file: str | None = None,
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     started, t0 = _now(), time.perf_counter()
-    tmp = out / f".plan.yaml.tmp-{os.getpid()}"
-    tmp.write_text(yaml.safe_dump(plan.to_dict(), sort_keys=False))
-    os.replace(tmp, out / "plan.yaml")
+    write_file_atomic(out / "plan.yaml", yaml.safe_dump(plan.to_dict(), sort_keys=False))
     prior_dir, prior_info = ensure_prior(plan, out, progress)
-    targets = [_resolve_target(plan, t, prior_dir, out, progress) for t in plan.targets]
+    from locksmith.policy.policy import CrossEmbodimentPolicy
+
+    prior = CrossEmbodimentPolicy.from_pretrained(prior_dir)  # read once for every target's check
+    targets = [_resolve_target(plan, t, prior, prior_dir, out) for t in plan.targets]
     budgets: dict[str, dict[str, list[int]]] = {}
     specs = run_specs(plan, targets, prior_dir, out)
     results = run_sweep(specs, workers=workers, ray_address=ray_address, progress=progress)

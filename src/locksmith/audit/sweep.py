@@ -26,6 +26,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from locksmith.atomic import write_json_atomic
+
 log = logging.getLogger(__name__)
 
 RESULT_FILE = "result.json"
@@ -71,13 +73,6 @@ class SweepProgress:
     done: int = 0
     skipped: int = 0
     failed: list[str] = field(default_factory=list)
-
-
-def _atomic_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
 
 
 def load_result(spec: RunSpec) -> dict | None:
@@ -175,7 +170,7 @@ def _execute_locked(spec: RunSpec, run_dir: Path) -> dict:
         "final_loss": record.get("final_loss"), "checkpoint": str(checkpoint),
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    _atomic_json(run_dir / RESULT_FILE, result)
+    write_json_atomic(run_dir / RESULT_FILE, result)
     return result
 
 
@@ -249,9 +244,10 @@ def run_sweep(specs: Sequence[RunSpec], workers: int | None = None, ray_address:
     log.info("sweep: %d runs, %d already finished, %d to run", len(specs), len(results), len(todo))
     bar = tqdm(total=len(specs), initial=len(results), desc="audit runs", unit="run", disable=not progress)
 
+    run_dirs = {json.dumps(s.settings, sort_keys=True): s.run_dir for s in todo}
+
     def on_result(result: dict) -> None:
-        key = next(s.run_dir for s in todo if s.settings == result["settings"])
-        results[key] = result
+        results[run_dirs[json.dumps(result["settings"], sort_keys=True)]] = result
         bar.set_postfix_str(f"{result['target']}/{result['arm']} n={result['budget']} s={result['seed']}: "
                             f"{result['value']:.3f}")
         bar.update(1)

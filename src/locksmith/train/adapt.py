@@ -9,9 +9,7 @@ The run writes ``out/policy`` (a checkpoint `locksmith eval` takes) and ``out/ad
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -19,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from locksmith.atomic import write_json_atomic
 from locksmith.data.loading import Demonstrations, load_demonstrations
 from locksmith.data.mixture import ChunkSampler, Mixture
 from locksmith.policy.adapters import build_adapted, get_recipe, make_regularizer, merge_lora
@@ -85,7 +84,5 @@ def adapt(prior_dir: str | Path | None, dataset: str | Path, recipe: str, out: s
         "wallclock_seconds": seconds, "final_loss": summary["final_loss"], "train": asdict(train_config),
         "weight": weight, "compatibility": report.to_dict(),
     }
-    tmp = out / f".adapt.json.tmp-{os.getpid()}"
-    tmp.write_text(json.dumps(record, indent=2))
-    tmp.replace(out / "adapt.json")
+    write_json_atomic(out / "adapt.json", record)
     return record
