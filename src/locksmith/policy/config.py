@@ -112,6 +112,7 @@ class PolicyConfig:
     language_dim: int = 384
     relative_actions: bool = True  # joint-position actions predicted relative to the joint state
     grounding_weight: float = 0.3  # auxiliary loss: which object/pad the instruction names (shared head)
+    language_prefix: bool = True  # language attends only to language, computed once per instruction
     version: int = CONFIG_VERSION
     extra: dict = field(default_factory=dict)
 
@@ -149,6 +150,7 @@ class PolicyConfig:
         data = json.loads(text)
         data.setdefault("relative_actions", False)  # configs written before relative actions
         data.setdefault("grounding_weight", 0.0)  # ... and before the grounding head
+        data.setdefault("language_prefix", False)  # ... and before the language prefix
         data["embodiments"] = tuple(EmbodimentConfig(**e) for e in data["embodiments"])
         return cls(**data)
 

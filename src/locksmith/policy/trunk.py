@@ -7,6 +7,14 @@ Sequence for one sample (padded instruction tokens and the shorter robots' stems
 Slot and language-position embeddings are shared, so a token's role is the same for every
 robot; only the embodiment token says which robot it is.
 
+With ``language_prefix`` (the default) the instruction is a prefix, as in a prefix language
+model: language tokens attend only to each other, while every other token attends to all. The
+language tokens' states then depend on the instruction alone, so each layer computes them once
+per distinct instruction in the batch (a training batch of 256 holds a handful) and the
+observation tokens read their keys and values by index. About half of each sample's tokens are
+language, so this halves the trunk's work; the result is exact (the same as running every
+sample's prefix separately), checked by a test.
+
 With ``grounding_weight > 0`` the trunk also owns the shared grounding head: one logit per
 object and pad token ("is this the entity the instruction names?"), trained by an auxiliary
 loss. It is part of the trunk so that every robot, and every adapter, shares it.
@@ -53,7 +61,58 @@ class Block(nn.Module):
         a = F.scaled_dot_product_attention(heads(self.q(h)), heads(self.k(h)), heads(self.v(h)),
                                            attn_mask=attn_bias, dropout_p=drop)
         x = x + self.out(a.transpose(1, 2).reshape(b, t, d))
-        return x + self.fc2(F.dropout(F.gelu(self.fc1(self.norm2(x))), drop, self.training))
+        return x + self._mlp(x)
+
+    def _mlp(self, x: torch.Tensor) -> torch.Tensor:
+        drop = self.dropout if self.training else 0.0
+        return self.fc2(F.dropout(F.gelu(self.fc1(self.norm2(x))), drop, self.training))
+
+    def forward_prefix(self, lang: torch.Tensor, lang_bias: torch.Tensor, x: torch.Tensor, x_bias: torch.Tensor,
+                       inverse: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One block with the language as a prefix.
+
+        ``lang`` (U, L, D): the distinct instructions' tokens, ``lang_bias`` (U, 1, 1, L) their
+        key mask; ``x`` (B, S, D) the other tokens, ``x_bias`` (B, 1, 1, S); ``inverse`` (B,)
+        the instruction of each sample. Language attends to language; ``x`` attends to both.
+        """
+        u, n_lang, d = lang.shape
+        b, t, _ = x.shape
+        dh = d // self.n_heads
+        hl, hx = self.norm1(lang), self.norm1(x)
+
+        def heads(z: torch.Tensor) -> torch.Tensor:
+            return z.view(z.shape[0], z.shape[1], self.n_heads, dh).transpose(1, 2)
+
+        drop = self.dropout if self.training else 0.0
+        kl, vl = heads(self.k(hl)), heads(self.v(hl))
+        al = F.scaled_dot_product_attention(heads(self.q(hl)), kl, vl, attn_mask=lang_bias, dropout_p=drop)
+        keys = torch.cat([kl[inverse], heads(self.k(hx))], dim=2)
+        values = torch.cat([vl[inverse], heads(self.v(hx))], dim=2)
+        bias = torch.cat([lang_bias[inverse], x_bias], dim=-1)
+        ax = F.scaled_dot_product_attention(heads(self.q(hx)), keys, values, attn_mask=bias, dropout_p=drop)
+        lang = lang + self.out(al.transpose(1, 2).reshape(u, n_lang, d))
+        x = x + self.out(ax.transpose(1, 2).reshape(b, t, d))
+        return lang + self._mlp(lang), x + self._mlp(x)
+
+
+def distinct_instructions(language: torch.Tensor, language_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(representatives (U,), inverse (B,)): ``language[representatives][inverse]`` equals
+    ``language`` exactly (and the masks too). Rows are grouped by a fixed linear hash, then the
+    grouping is verified; on a hash collision every sample is its own group."""
+    b = language.shape[0]
+    flat = language.reshape(b, -1).contiguous()
+    # Integer arithmetic on the bit patterns: exact and independent of summation order (a float
+    # dot product can round identical rows differently).
+    bits = torch.cat([flat.float().view(torch.int32), language_mask.to(torch.int32)], dim=1).to(torch.int64)
+    multipliers = torch.arange(1, bits.shape[1] + 1, dtype=torch.int64, device=flat.device) * 2654435761
+    key = (bits * multipliers).sum(dim=1)
+    _, inverse = torch.unique(key, return_inverse=True)
+    reps = torch.empty(int(inverse.max()) + 1 if b else 0, dtype=torch.long, device=flat.device)
+    reps.scatter_(0, inverse, torch.arange(b, device=flat.device))
+    if torch.equal(flat[reps][inverse], flat) and torch.equal(language_mask[reps][inverse], language_mask):
+        return reps, inverse
+    every = torch.arange(b, device=flat.device)
+    return every, every
 
 
 class Trunk(nn.Module):
@@ -69,6 +128,7 @@ class Trunk(nn.Module):
         self.norm = nn.LayerNorm(d)
         self.n_readouts = config.n_readouts
         self.grounding = nn.Linear(d, 1) if config.grounding_weight > 0 else None
+        self.language_prefix = config.language_prefix
 
     def forward(self, embodiment: torch.Tensor, language: torch.Tensor, language_mask: torch.Tensor,
                 stem_tokens: torch.Tensor, stem_mask: torch.Tensor | None = None,
@@ -85,12 +145,14 @@ class Trunk(nn.Module):
         """
         b, s, _ = stem_tokens.shape
         n_lang = language.shape[1]
-        lang = self.language(language) + self.language_positions[:n_lang]
         first = (embodiment + self.slots[0])[:, None]
         stems = stem_tokens + self.slots[1 : s + 1]
-        tokens = torch.cat([first, lang, stems, self.readouts.expand(b, -1, -1)], dim=1)
         if stem_mask is None:
-            stem_mask = torch.zeros(b, s, dtype=torch.bool, device=tokens.device)
+            stem_mask = torch.zeros(b, s, dtype=torch.bool, device=stem_tokens.device)
+        if self.language_prefix:
+            return self._forward_prefix(first, language, language_mask, stems, stem_mask, return_stem_tokens)
+        lang = self.language(language) + self.language_positions[:n_lang]
+        tokens = torch.cat([first, lang, stems, self.readouts.expand(b, -1, -1)], dim=1)
         mask = torch.cat([
             torch.zeros(b, 1, dtype=torch.bool, device=tokens.device), language_mask, stem_mask,
             torch.zeros(b, self.n_readouts, dtype=torch.bool, device=tokens.device),
@@ -104,4 +166,24 @@ class Trunk(nn.Module):
         readouts = tokens[:, -self.n_readouts:]
         if return_stem_tokens:
             return readouts, tokens[:, 1 + n_lang : 1 + n_lang + s]
+        return readouts
+
+    def _forward_prefix(self, first: torch.Tensor, language: torch.Tensor, language_mask: torch.Tensor,
+                        stems: torch.Tensor, stem_mask: torch.Tensor, return_stem_tokens: bool):
+        b, s, _ = stems.shape
+        reps, inverse = distinct_instructions(language, language_mask)
+        lang = self.language(language[reps]) + self.language_positions[: language.shape[1]]
+        lang_bias = torch.zeros(language_mask[reps].shape, dtype=lang.dtype, device=lang.device).masked_fill(
+            language_mask[reps], float("-inf"))[:, None, None, :]
+        x = torch.cat([first, stems, self.readouts.expand(b, -1, -1)], dim=1)
+        x_mask = torch.cat([torch.zeros(b, 1, dtype=torch.bool, device=x.device), stem_mask,
+                            torch.zeros(b, self.n_readouts, dtype=torch.bool, device=x.device)], dim=1)
+        x_bias = torch.zeros(x_mask.shape, dtype=x.dtype, device=x.device).masked_fill(
+            x_mask, float("-inf"))[:, None, None, :]
+        for block in self.blocks:
+            lang, x = block.forward_prefix(lang, lang_bias, x, x_bias, inverse)
+        x = self.norm(x)
+        readouts = x[:, -self.n_readouts:]
+        if return_stem_tokens:
+            return readouts, x[:, 1 : 1 + s]
         return readouts
