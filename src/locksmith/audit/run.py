@@ -15,6 +15,8 @@ Every stage is a file, so a rerun after a crash redoes only what is missing.
 
 from __future__ import annotations
 
+import hashlib
+
 import json
 import logging
 import os
@@ -146,6 +148,7 @@ def run_specs(plan: TransferPlan, targets: list[ResolvedTarget], prior_dir: Path
               budgets: dict[str, dict[str, list[int]]] | None = None) -> list[RunSpec]:
     """One `RunSpec` per (target, arm, budget, seed); ``budgets[target][arm]`` overrides the plan's."""
     specs = []
+    architecture = prior_architecture(prior_dir)
     for t in targets:
         for arm in plan.arms:
             for budget in (budgets or {}).get(t.label, {}).get(arm, plan.budgets):
@@ -157,8 +160,22 @@ def run_specs(plan: TransferPlan, targets: list[ResolvedTarget], prior_dir: Path
                         batch_size=plan.training.batch_size, lr=plan.training.lr, lora_rank=plan.lora_rank,
                         episodes=plan.evaluation.episodes, slices=plan.evaluation.slices,
                         holdout_fraction=plan.evaluation.holdout_fraction,
-                        run_dir=str(out / "runs" / t.label / arm / f"n{int(budget):04d}_s{int(seed)}")))
+                        run_dir=str(out / "runs" / t.label / arm / f"n{int(budget):04d}_s{int(seed)}"),
+                        prior_identity=architecture if arm in ARCHITECTURE_ONLY_ARMS else str(prior_dir)))
     return specs
+
+
+ARCHITECTURE_ONLY_ARMS = ("scratch", "act")  # arms that use no prior weights
+
+
+def prior_architecture(prior_dir: Path) -> str:
+    """What a scratch arm takes from the prior: its config and instruction cache, hashed."""
+    digest = hashlib.sha256()
+    for name in ("config.json", "instructions.safetensors"):
+        path = Path(prior_dir) / name
+        digest.update(name.encode())
+        digest.update(path.read_bytes() if path.is_file() else b"")
+    return "architecture:" + digest.hexdigest()[:16]
 
 
 def _versions() -> dict:

@@ -56,13 +56,18 @@ class RunSpec:
     holdout_fraction: float
     run_dir: str
     threads: int = 1
+    # What of the prior decides the result: its folder for an adapted arm; for the arms that
+    # only borrow its architecture (scratch, act) a hash of its config and instructions, so
+    # a retrained or moved prior of the same architecture does not redo them.
+    prior_identity: str = ""
 
     @property
     def settings(self) -> dict:
         """What decides the result (a finished run with other settings is redone)."""
         data = asdict(self)
-        for key in ("run_dir", "threads"):
+        for key in ("run_dir", "threads", "prior_identity"):
             data.pop(key)
+        data["prior"] = self.prior_identity or self.prior
         data["slices"] = list(self.slices)
         data["train_episodes"] = list(self.train_episodes)
         return data
