@@ -105,3 +105,35 @@ def test_bad_requests():
         record_demos("panda", "dance", 1, "/tmp/never", progress=False)
     with pytest.raises(RecordError, match="at least 1"):
         record_demos("panda", "reach", 0, "/tmp/never", progress=False)
+
+
+def test_demonstrations_go_on_after_success_with_the_gripper_open(tmp_path):
+    """The release is in the data: frames after success keep commanding open (Z1: a fast jaw)."""
+    import numpy as np
+
+    from locksmith.data.loading import load_demonstrations
+    from locksmith.data.record import frames_after_success, run_expert, EpisodeRequest
+    from locksmith.sim.env import TabletopEnv
+    from locksmith.sim.tasks import is_success
+
+    out = tmp_path / "z1"
+    record_demos("z1", "pick_place", 2, out, workers=1, progress=False)
+    demos = load_demonstrations(out)
+    grip = demos.spec.arms[0].gripper
+    extra = frames_after_success(demos.spec.control_rate_hz)
+    assert extra == 5  # 0.3 s at 15 Hz
+    for start, end in zip(demos.episode_starts, demos.episode_ends, strict=True):
+        closure = (demos.arrays["action"][start:end, -1] - grip.open_value) / (grip.closed_value - grip.open_value)
+        assert np.all(closure[-(extra + 1):] < grip.closure_threshold)  # release + the frames after it
+        assert closure.max() > 0.5  # it did grasp
+    # and the episode did succeed before those frames: replay the recorded seed
+    request = EpisodeRequest("z1", "pick_place", 0, False, None)
+    result = run_expert(request)
+    env = TabletopEnv("z1", "pick_place")
+    env.reset(seed=0)
+    successes = []
+    for frame in result["frames"]:
+        env.step(frame["action"])
+        successes.append(is_success("pick_place", env.task_state()))
+    first = successes.index(True)
+    assert len(result["frames"]) == first + 1 + extra
