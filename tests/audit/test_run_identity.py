@@ -34,3 +34,9 @@ def test_scratch_settings_follow_the_architecture_and_adapted_ones_the_folder(tm
     assert "prior_identity" not in lora_final.settings and lora_final.settings["prior"] == str(final)
     # a spec without an identity (older callers) is keyed by its folder, as before
     assert replace(lora_final, prior_identity="").settings == lora_final.settings
+
+
+def test_a_re_recorded_dataset_at_the_same_path_redoes_the_run(tmp_path):
+    prior = _prior(tmp_path / "p", '{"d_model": 128}', b"w")
+    before = replace(_spec("scratch", prior, prior_architecture(prior)), dataset_fingerprint="aaaa")
+    assert replace(before, dataset_fingerprint="bbbb").settings != before.settings

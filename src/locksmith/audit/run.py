@@ -161,7 +161,8 @@ def run_specs(plan: TransferPlan, targets: list[ResolvedTarget], prior_dir: Path
                         episodes=plan.evaluation.episodes, slices=plan.evaluation.slices,
                         holdout_fraction=plan.evaluation.holdout_fraction,
                         run_dir=str(out / "runs" / t.label / arm / f"n{int(budget):04d}_s{int(seed)}"),
-                        prior_identity=architecture if arm in ARCHITECTURE_ONLY_ARMS else str(prior_dir)))
+                        prior_identity=architecture if arm in ARCHITECTURE_ONLY_ARMS else str(prior_dir),
+                        dataset_fingerprint=t.fingerprint))
     return specs
 
 

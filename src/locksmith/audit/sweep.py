@@ -60,6 +60,9 @@ class RunSpec:
     # only borrow its architecture (scratch, act) a hash of its config and instructions, so
     # a retrained or moved prior of the same architecture does not redo them.
     prior_identity: str = ""
+    # The target dataset's content fingerprint: a dataset re-recorded at the same path redoes
+    # every run on it.
+    dataset_fingerprint: str = ""
 
     @property
     def settings(self) -> dict:
