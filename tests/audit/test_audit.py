@@ -108,8 +108,11 @@ def test_the_same_runs_on_a_local_ray_instance(audited, tmp_path):
     out = audited["out"]
     plan = load_plan(audited["plan_file"])
     prior = next(out.glob("prior-*")) / "policy"
-    target = ResolvedTarget("tabletop_arm", plan.targets[0], "so101", "reach", out / "data" / "so101_reach",
-                            (0, 1), 0.5, "absolute 0.5", "", None)
+    from locksmith.data.loading import load_demonstrations
+
+    data = out / "data" / "so101_reach"
+    target = ResolvedTarget("tabletop_arm", plan.targets[0], "so101", "reach", data,
+                            (0, 1), 0.5, "absolute 0.5", load_demonstrations(data).fingerprint, None)
     specs = [s for s in run_specs(plan, [target], prior, tmp_path) if s.arm in ("scratch", "lora") and s.budget == 1]
     results = run_sweep(specs, ray_address="local", progress=False)
     for spec, result in zip(specs, results, strict=True):
