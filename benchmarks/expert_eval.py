@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+from locksmith.atomic import write_json_atomic
 from locksmith.embodiment.registry import BUNDLED_ROBOTS
 from locksmith.sim.tasks import TASKS
 
@@ -38,7 +39,7 @@ def measure(robot: str, task: str, episodes: int, workers: int, out: Path) -> di
         raise SystemExit(f"{' '.join(cmd)} failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
     result = json.loads(path.read_text())
     result["command_seconds"] = time.perf_counter() - start
-    path.write_text(json.dumps(result, indent=2))
+    write_json_atomic(path, result)
     return result
 
 

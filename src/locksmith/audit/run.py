@@ -16,7 +16,6 @@ Every stage is a file, so a rerun after a crash redoes only what is missing.
 from __future__ import annotations
 
 import hashlib
-
 import json
 import logging
 import os

@@ -50,13 +50,15 @@ class Block(nn.Module):
         self.fc2 = nn.Linear(d_ff, d)
         self.dropout = dropout
 
+    def _heads(self, z: torch.Tensor) -> torch.Tensor:
+        """(N, T, D) → (N, H, T, D/H)."""
+        n, t, d = z.shape
+        return z.view(n, t, self.n_heads, d // self.n_heads).transpose(1, 2)
+
     def forward(self, x: torch.Tensor, attn_bias: torch.Tensor | None) -> torch.Tensor:
         b, t, d = x.shape
         h = self.norm1(x)
-
-        def heads(z: torch.Tensor) -> torch.Tensor:
-            return z.view(b, t, self.n_heads, d // self.n_heads).transpose(1, 2)  # (B, H, T, d/H)
-
+        heads = self._heads
         drop = self.dropout if self.training else 0.0
         a = F.scaled_dot_product_attention(heads(self.q(h)), heads(self.k(h)), heads(self.v(h)),
                                            attn_mask=attn_bias, dropout_p=drop)
@@ -77,12 +79,8 @@ class Block(nn.Module):
         """
         u, n_lang, d = lang.shape
         b, t, _ = x.shape
-        dh = d // self.n_heads
         hl, hx = self.norm1(lang), self.norm1(x)
-
-        def heads(z: torch.Tensor) -> torch.Tensor:
-            return z.view(z.shape[0], z.shape[1], self.n_heads, dh).transpose(1, 2)
-
+        heads = self._heads
         drop = self.dropout if self.training else 0.0
         kl, vl = heads(self.k(hl)), heads(self.v(hl))
         al = F.scaled_dot_product_attention(heads(self.q(hl)), kl, vl, attn_mask=lang_bias, dropout_p=drop)
@@ -93,6 +91,12 @@ class Block(nn.Module):
         lang = lang + self.out(al.transpose(1, 2).reshape(u, n_lang, d))
         x = x + self.out(ax.transpose(1, 2).reshape(b, t, d))
         return lang + self._mlp(lang), x + self._mlp(x)
+
+
+def key_bias(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Additive key mask (N, 1, 1, T) from a padding mask (N, T), True = pad: padded keys get
+    -inf, so they are never attended to."""
+    return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(mask, float("-inf"))[:, None, None, :]
 
 
 def distinct_instructions(language: torch.Tensor, language_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -157,9 +161,7 @@ class Trunk(nn.Module):
             torch.zeros(b, 1, dtype=torch.bool, device=tokens.device), language_mask, stem_mask,
             torch.zeros(b, self.n_readouts, dtype=torch.bool, device=tokens.device),
         ], dim=1)
-        # Additive key mask (B, 1, 1, T): padded keys get -inf, so they are never attended to.
-        bias = torch.zeros(mask.shape, dtype=tokens.dtype, device=tokens.device).masked_fill(mask, float("-inf"))
-        bias = bias[:, None, None, :]
+        bias = key_bias(mask, tokens.dtype)
         for block in self.blocks:
             tokens = block(tokens, bias)
         tokens = self.norm(tokens)
@@ -173,13 +175,11 @@ class Trunk(nn.Module):
         b, s, _ = stems.shape
         reps, inverse = distinct_instructions(language, language_mask)
         lang = self.language(language[reps]) + self.language_positions[: language.shape[1]]
-        lang_bias = torch.zeros(language_mask[reps].shape, dtype=lang.dtype, device=lang.device).masked_fill(
-            language_mask[reps], float("-inf"))[:, None, None, :]
+        lang_bias = key_bias(language_mask[reps], lang.dtype)
         x = torch.cat([first, stems, self.readouts.expand(b, -1, -1)], dim=1)
         x_mask = torch.cat([torch.zeros(b, 1, dtype=torch.bool, device=x.device), stem_mask,
                             torch.zeros(b, self.n_readouts, dtype=torch.bool, device=x.device)], dim=1)
-        x_bias = torch.zeros(x_mask.shape, dtype=x.dtype, device=x.device).masked_fill(
-            x_mask, float("-inf"))[:, None, None, :]
+        x_bias = key_bias(x_mask, x.dtype)
         for block in self.blocks:
             lang, x = block.forward_prefix(lang, lang_bias, x, x_bias, inverse)
         x = self.norm(x)
