@@ -6,7 +6,8 @@ import torch
 
 from locksmith.embodiment.registry import load_bundled_spec
 from locksmith.policy.config import EmbodimentConfig, PolicyConfig
-from locksmith.policy.trunk import Trunk, distinct_instructions
+from locksmith.policy.trunk import HASH_FEATURES, Trunk, distinct_instructions
+from locksmith.sim.scene import N_OBJECTS, N_PADS
 
 SMALL = dict(d_model=32, n_layers=3, n_heads=4, d_feedforward=64, n_readouts=2)
 
@@ -16,7 +17,7 @@ def _config(prefix: bool) -> PolicyConfig:
     return PolicyConfig(embodiments=emb, language_prefix=prefix, **SMALL)
 
 
-def _inputs(b=7, n_lang=6, s=5, seed=0):
+def _inputs(b=7, n_lang=6, s=7, seed=0):  # s: state, 3 objects, 2 pads, 1 tcp
     g = torch.Generator().manual_seed(seed)
     instructions = torch.randn(3, n_lang, 384, generator=g)
     masks = torch.zeros(3, n_lang, dtype=torch.bool)
@@ -56,21 +57,29 @@ def test_prefix_trunk_equals_the_masked_full_sequence():
     torch.manual_seed(0)
     trunk = Trunk(_config(prefix=True)).eval()
     inputs = _inputs()
-    readouts, stems = trunk(*inputs, return_stem_tokens=True)
+    readouts, entities = trunk(*inputs, return_entity_tokens=True)
     ref = _reference(trunk, *inputs)
-    s = inputs[3].shape[1]
     torch.testing.assert_close(readouts, ref[:, -trunk.n_readouts:], atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(stems, ref[:, 1 : 1 + s], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(entities, ref[:, 2 : 2 + N_OBJECTS + N_PADS], atol=1e-5, rtol=1e-5)
+    # readouts alone (acting: the last block computes only the readout tokens)
+    torch.testing.assert_close(trunk(*inputs), ref[:, -trunk.n_readouts:], atol=1e-5, rtol=1e-5)
+    # the full-attention path (old checkpoints) returns the same slots
+    full = Trunk(_config(prefix=False)).eval()
+    full.load_state_dict(trunk.state_dict())
+    _, full_entities = full(*inputs, return_entity_tokens=True)
+    assert full_entities.shape == entities.shape
 
 
 def test_prefix_gradients_match_the_reference():
     torch.manual_seed(1)
     trunk = Trunk(_config(prefix=True)).train()
     inputs = _inputs(seed=1)
-    trunk(*inputs).square().sum().backward()
+    readouts, entities = trunk(*inputs, return_entity_tokens=True)
+    (readouts.square().sum() + entities.sum()).backward()
     fast = {n: p.grad.clone() for n, p in trunk.named_parameters() if p.grad is not None}
     trunk.zero_grad()
-    _reference(trunk, *inputs)[:, -trunk.n_readouts:].square().sum().backward()
+    ref = _reference(trunk, *inputs)
+    (ref[:, -trunk.n_readouts:].square().sum() + ref[:, 2 : 2 + N_OBJECTS + N_PADS].sum()).backward()
     for name, p in trunk.named_parameters():
         if p.grad is not None:
             torch.testing.assert_close(fast[name], p.grad, atol=1e-4, rtol=1e-4, msg=name)
@@ -87,6 +96,19 @@ def test_distinct_instructions_groups_exactly():
     m = torch.tensor([[False, False, True, True], [False, False, False, True]])
     reps, inverse = distinct_instructions(lang, m)
     assert len(reps) == 2 and inverse.tolist() in ([0, 1], [1, 0])
+
+
+def test_distinct_instructions_separates_rows_that_the_short_key_merges():
+    """Rows equal in the hashed features but different further on: the short key merges them,
+    the check against whole rows catches it, and the grouping is still exact."""
+    lang = torch.zeros(4, 3, 384)
+    lang[1, 2, HASH_FEATURES + 5] = 1.0  # differs from row 0 only beyond the short key
+    lang[3] = lang[1]
+    mask = torch.zeros(4, 3, dtype=torch.bool)
+    reps, inverse = distinct_instructions(lang, mask)
+    assert len(reps) == 2
+    assert inverse[0] == inverse[2] != inverse[1] == inverse[3]
+    assert torch.equal(lang[reps][inverse], lang)
 
 
 def test_prefix_and_full_attention_differ_and_old_configs_load_without_prefix():

@@ -101,8 +101,9 @@ class CrossEmbodimentPolicy(nn.Module):
         return self._encode(groups)[0]
 
     def _encode(self, groups: Mapping[str, tuple[torch.Tensor, ...]],
-                stem_outputs: bool = False) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        """As `_readouts`, plus (with ``stem_outputs``) each robot's stem-token outputs (B_r, S, D)."""
+                entity_outputs: bool = False) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """As `_readouts`, plus (with ``entity_outputs``) each robot's object and pad token outputs
+        (B_r, N_OBJECTS + N_PADS, D)."""
         tokens, masks, embs, langs, lang_masks, sizes = [], [], [], [], [], []
         width = max(self.stems[r].n_tokens for r in groups)
         n_lang = max(g[2].shape[1] for g in groups.values())
@@ -126,20 +127,20 @@ class CrossEmbodimentPolicy(nn.Module):
             lang_masks.append(language_mask)
             sizes.append(b)
         out = self.trunk(torch.cat(embs), torch.cat(langs), torch.cat(lang_masks), torch.cat(tokens), torch.cat(masks),
-                         return_stem_tokens=stem_outputs)
-        if not stem_outputs:
+                         return_entity_tokens=entity_outputs)
+        if not entity_outputs:
             return dict(zip(groups, torch.split(out, sizes), strict=True)), {}
         readouts, stems = out
         return (dict(zip(groups, torch.split(readouts, sizes), strict=True)),
                 dict(zip(groups, torch.split(stems, sizes), strict=True)))
 
-    def _grounding_loss(self, stem_out: torch.Tensor, b: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, float]:
+    def _grounding_loss(self, entity_out: torch.Tensor, b: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, float]:
         """Cross-entropy of "which object / pad does the instruction name" from the shared head.
 
-        ``stem_out`` (B, S, D): the outputs at [state, objects x3, pads x2, tcp...].
+        ``entity_out`` (B, N_OBJECTS + N_PADS, D): the outputs at [objects x3, pads x2].
         Returns (loss, object accuracy).
         """
-        logits = self.trunk.grounding(stem_out[:, 1 : 1 + N_OBJECTS + N_PADS]).squeeze(-1)  # (B, 5)
+        logits = self.trunk.grounding(entity_out).squeeze(-1)  # (B, 5)
         obj_logits, pad_logits = logits[:, :N_OBJECTS], logits[:, N_OBJECTS:]
         target_object, target_pad = b["target_object"].long(), b["target_pad"].long()
         loss = nn.functional.cross_entropy(obj_logits, target_object, ignore_index=-1)
@@ -154,7 +155,7 @@ class CrossEmbodimentPolicy(nn.Module):
         groups = {r: (b["observation.state"], b["observation.environment_state"], b["language"], b["language_mask"])
                   for r, b in batch.items()}
         grounding = self.trunk.grounding is not None and all("target_object" in b for b in batch.values())
-        readouts, stem_out = self._encode(groups, stem_outputs=grounding)
+        readouts, entity_out = self._encode(groups, entity_outputs=grounding)
         total, weight_sum, metrics = 0.0, 0.0, {}
         for robot, b in batch.items():
             pred = self.heads[robot](readouts[robot])  # (B, H, A)
@@ -163,7 +164,7 @@ class CrossEmbodimentPolicy(nn.Module):
             loss = (torch.abs(pred - target) * keep).sum() / (keep.sum() * pred.shape[-1]).clamp_min(1.0)
             metrics[f"loss/{robot}"] = float(loss.detach())
             if grounding:
-                aux, accuracy = self._grounding_loss(stem_out[robot], b)
+                aux, accuracy = self._grounding_loss(entity_out[robot], b)
                 metrics[f"grounding/{robot}"] = float(aux.detach())
                 metrics[f"grounding_accuracy/{robot}"] = accuracy
                 loss = loss + self.config.grounding_weight * aux

@@ -31,6 +31,7 @@ from locksmith.policy.language import MAX_TOKENS
 from locksmith.sim.scene import N_OBJECTS, N_PADS
 
 N_SLOTS = 1 + 1 + N_OBJECTS + N_PADS + MAX_ARMS  # embodiment, state, entities
+HASH_FEATURES = 8  # features per language token that `distinct_instructions` hashes
 
 
 class Block(nn.Module):
@@ -70,27 +71,38 @@ class Block(nn.Module):
         return self.fc2(F.dropout(F.gelu(self.fc1(self.norm2(x))), drop, self.training))
 
     def forward_prefix(self, lang: torch.Tensor, lang_bias: torch.Tensor, x: torch.Tensor, x_bias: torch.Tensor,
-                       inverse: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                       inverse: torch.Tensor, last: int | None = None) -> tuple[torch.Tensor | None, torch.Tensor]:
         """One block with the language as a prefix.
 
         ``lang`` (U, L, D): the distinct instructions' tokens, ``lang_bias`` (U, 1, 1, L) their
         key mask; ``x`` (B, S, D) the other tokens, ``x_bias`` (B, 1, 1, S); ``inverse`` (B,)
         the instruction of each sample. Language attends to language; ``x`` attends to both.
+
+        With ``last`` (the final block), only the last ``last`` tokens of ``x`` are computed, from
+        every token's keys and values, and no language outputs (None is returned for them): the
+        other outputs would be discarded, so this gives the same result with less work.
         """
         u, n_lang, d = lang.shape
-        b, t, _ = x.shape
         hl, hx = self.norm1(lang), self.norm1(x)
         heads = self._heads
         drop = self.dropout if self.training else 0.0
         kl, vl = heads(self.k(hl)), heads(self.v(hl))
-        al = F.scaled_dot_product_attention(heads(self.q(hl)), kl, vl, attn_mask=lang_bias, dropout_p=drop)
-        keys = torch.cat([kl[inverse], heads(self.k(hx))], dim=2)
-        values = torch.cat([vl[inverse], heads(self.v(hx))], dim=2)
-        bias = torch.cat([lang_bias[inverse], x_bias], dim=-1)
+        # index_select rather than kl[inverse]: the same rows, but its backward is a parallel
+        # index_add where advanced indexing's accumulating index_put runs on one thread.
+        keys = torch.cat([kl.index_select(0, inverse), heads(self.k(hx))], dim=2)
+        values = torch.cat([vl.index_select(0, inverse), heads(self.v(hx))], dim=2)
+        bias = torch.cat([lang_bias.index_select(0, inverse), x_bias], dim=-1)
+        if last is not None:
+            x, hx = x[:, -last:], hx[:, -last:]
+        b, t, _ = x.shape
         ax = F.scaled_dot_product_attention(heads(self.q(hx)), keys, values, attn_mask=bias, dropout_p=drop)
-        lang = lang + self.out(al.transpose(1, 2).reshape(u, n_lang, d))
         x = x + self.out(ax.transpose(1, 2).reshape(b, t, d))
-        return lang + self._mlp(lang), x + self._mlp(x)
+        x = x + self._mlp(x)
+        if last is not None:
+            return None, x
+        al = F.scaled_dot_product_attention(heads(self.q(hl)), kl, vl, attn_mask=lang_bias, dropout_p=drop)
+        lang = lang + self.out(al.transpose(1, 2).reshape(u, n_lang, d))
+        return lang + self._mlp(lang), x
 
 
 def key_bias(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -101,22 +113,35 @@ def key_bias(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 
 def distinct_instructions(language: torch.Tensor, language_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(representatives (U,), inverse (B,)): ``language[representatives][inverse]`` equals
-    ``language`` exactly (and the masks too). Rows are grouped by a fixed linear hash, then the
-    grouping is verified; on a hash collision every sample is its own group."""
+    ``language`` exactly (and the masks too).
+
+    Rows are grouped by a linear hash of the first ``HASH_FEATURES`` features of every token
+    (contextual sentence-encoder tokens differ there), and the grouping is verified against the
+    whole rows. If the short key merged two different rows, the whole rows are hashed; if that
+    collides too, every sample is its own group."""
     b = language.shape[0]
-    flat = language.reshape(b, -1).contiguous()
-    # Integer arithmetic on the bit patterns: exact and independent of summation order (a float
-    # dot product can round identical rows differently).
-    bits = torch.cat([flat.float().view(torch.int32), language_mask.to(torch.int32)], dim=1).to(torch.int64)
-    multipliers = torch.arange(1, bits.shape[1] + 1, dtype=torch.int64, device=flat.device) * 2654435761
-    key = (bits * multipliers).sum(dim=1)
-    _, inverse = torch.unique(key, return_inverse=True)
-    reps = torch.empty(int(inverse.max()) + 1 if b else 0, dtype=torch.long, device=flat.device)
-    reps.scatter_(0, inverse, torch.arange(b, device=flat.device))
-    if torch.equal(flat[reps][inverse], flat) and torch.equal(language_mask[reps][inverse], language_mask):
-        return reps, inverse
-    every = torch.arange(b, device=flat.device)
+    every = torch.arange(b, device=language.device)
+    flat = language.reshape(b, -1)
+    for features in (HASH_FEATURES, language.shape[2]):
+        reps, inverse = _group_by_hash(language[:, :, :features], language_mask)
+        members = reps[inverse]
+        if torch.equal(flat[members], flat) and torch.equal(language_mask[members], language_mask):
+            return reps, inverse
     return every, every
+
+
+def _group_by_hash(language: torch.Tensor, language_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Candidate grouping of the rows of ``language`` (B, L, F) by a hash of their bit patterns.
+    Integer arithmetic: exact and independent of summation order (a float dot product can round
+    identical rows differently)."""
+    b = language.shape[0]
+    sample = language.reshape(b, -1).float().contiguous()
+    bits = torch.cat([sample.view(torch.int32), language_mask.to(torch.int32)], dim=1).to(torch.int64)
+    multipliers = torch.arange(1, bits.shape[1] + 1, dtype=torch.int64, device=bits.device) * 2654435761
+    _, inverse = torch.unique((bits * multipliers).sum(dim=1), return_inverse=True)
+    reps = torch.empty(int(inverse.max()) + 1 if b else 0, dtype=torch.long, device=bits.device)
+    reps.scatter_(0, inverse, torch.arange(b, device=bits.device))
+    return reps, inverse
 
 
 class Trunk(nn.Module):
@@ -136,8 +161,9 @@ class Trunk(nn.Module):
 
     def forward(self, embodiment: torch.Tensor, language: torch.Tensor, language_mask: torch.Tensor,
                 stem_tokens: torch.Tensor, stem_mask: torch.Tensor | None = None,
-                return_stem_tokens: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """Readout features (and, with ``return_stem_tokens``, the stem tokens' outputs (B, S, D)).
+                return_entity_tokens: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Readout features (and, with ``return_entity_tokens``, the object and pad tokens' outputs
+        (B, N_OBJECTS + N_PADS, D), which the grounding head reads).
 
         Args:
             embodiment: (B, D) embodiment token of each sample's robot.
@@ -154,7 +180,7 @@ class Trunk(nn.Module):
         if stem_mask is None:
             stem_mask = torch.zeros(b, s, dtype=torch.bool, device=stem_tokens.device)
         if self.language_prefix:
-            return self._forward_prefix(first, language, language_mask, stems, stem_mask, return_stem_tokens)
+            return self._forward_prefix(first, language, language_mask, stems, stem_mask, return_entity_tokens)
         lang = self.language(language) + self.language_positions[:n_lang]
         tokens = torch.cat([first, lang, stems, self.readouts.expand(b, -1, -1)], dim=1)
         mask = torch.cat([
@@ -166,24 +192,35 @@ class Trunk(nn.Module):
             tokens = block(tokens, bias)
         tokens = self.norm(tokens)
         readouts = tokens[:, -self.n_readouts:]
-        if return_stem_tokens:
-            return readouts, tokens[:, 1 + n_lang : 1 + n_lang + s]
+        if return_entity_tokens:
+            start = 1 + n_lang + 1  # after the embodiment, the language and the state token
+            return readouts, tokens[:, start : start + N_OBJECTS + N_PADS]
         return readouts
 
     def _forward_prefix(self, first: torch.Tensor, language: torch.Tensor, language_mask: torch.Tensor,
-                        stems: torch.Tensor, stem_mask: torch.Tensor, return_stem_tokens: bool):
+                        stems: torch.Tensor, stem_mask: torch.Tensor, return_entity_tokens: bool):
         b, s, _ = stems.shape
         reps, inverse = distinct_instructions(language, language_mask)
         lang = self.language(language[reps]) + self.language_positions[: language.shape[1]]
         lang_bias = key_bias(language_mask[reps], lang.dtype)
-        x = torch.cat([first, stems, self.readouts.expand(b, -1, -1)], dim=1)
-        x_mask = torch.cat([torch.zeros(b, 1, dtype=torch.bool, device=x.device), stem_mask,
+        # Token order [embodiment, state, tcp..., objects, pads, readouts]: the tokens whose
+        # outputs are read (readouts; with return_entity_tokens the objects and pads too) come
+        # last, so the final block computes only those. Attention does not depend on the order
+        # of tokens (a token's role is its slot embedding, added above).
+        entities = slice(1, 1 + N_OBJECTS + N_PADS)
+        order = [stems[:, :1], stems[:, entities.stop:], stems[:, entities]]
+        order_mask = [stem_mask[:, :1], stem_mask[:, entities.stop:], stem_mask[:, entities]]
+        x = torch.cat([first, *order, self.readouts.expand(b, -1, -1)], dim=1)
+        x_mask = torch.cat([torch.zeros(b, 1, dtype=torch.bool, device=x.device), *order_mask,
                             torch.zeros(b, self.n_readouts, dtype=torch.bool, device=x.device)], dim=1)
         x_bias = key_bias(x_mask, x.dtype)
-        for block in self.blocks:
-            lang, x = block.forward_prefix(lang, lang_bias, x, x_bias, inverse)
+        n_entities = entities.stop - entities.start
+        keep = self.n_readouts + (n_entities if return_entity_tokens else 0)
+        for i, block in enumerate(self.blocks):
+            lang, x = block.forward_prefix(lang, lang_bias, x, x_bias, inverse,
+                                           last=keep if i == len(self.blocks) - 1 else None)
         x = self.norm(x)
         readouts = x[:, -self.n_readouts:]
-        if return_stem_tokens:
-            return readouts, x[:, 1 : 1 + s]
+        if return_entity_tokens:
+            return readouts, x[:, :n_entities]
         return readouts
