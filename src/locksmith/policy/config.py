@@ -107,7 +107,7 @@ class PolicyConfig:
     n_layers: int = 4
     n_heads: int = 4
     d_feedforward: int = 384
-    n_readouts: int = 4
+    n_readouts: int = 2
     dropout: float = 0.0
     language_dim: int = 384
     relative_actions: bool = True  # joint-position actions predicted relative to the joint state
