@@ -38,7 +38,7 @@ from locksmith.policy.language import InstructionEncoder
 from locksmith.policy.normalize import EmbodimentNormalizer, to_absolute, to_relative
 from locksmith.policy.stems import Stem
 from locksmith.policy.trunk import Trunk
-from locksmith.sim.scene import N_OBJECTS, N_PADS
+from locksmith.sim.scene import N_OBJECTS
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"

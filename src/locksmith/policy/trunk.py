@@ -199,7 +199,7 @@ class Trunk(nn.Module):
 
     def _forward_prefix(self, first: torch.Tensor, language: torch.Tensor, language_mask: torch.Tensor,
                         stems: torch.Tensor, stem_mask: torch.Tensor, return_entity_tokens: bool):
-        b, s, _ = stems.shape
+        b = stems.shape[0]
         reps, inverse = distinct_instructions(language, language_mask)
         lang = self.language(language[reps]) + self.language_positions[: language.shape[1]]
         lang_bias = key_bias(language_mask[reps], lang.dtype)
