@@ -121,5 +121,6 @@ def main() -> None:
     print(f"\nratio to ACT: {np.median(ratios):.2f}x (per round {', '.join(f'{r:.2f}' for r in ratios)}); "
           f"to ACT with fused AdamW: {np.median(fused):.2f}x")
 
+
 if __name__ == "__main__":
     main()

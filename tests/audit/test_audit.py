@@ -17,6 +17,7 @@ import yaml
 
 from locksmith.audit.plan import load_plan
 from locksmith.audit.sweep import RESULT_FILE, run_sweep
+from locksmith.data.loading import load_demonstrations
 from locksmith.data.record import record_demos
 
 TINY_TRUNK = {"d_model": 32, "n_layers": 1, "n_heads": 2, "d_feedforward": 64, "n_readouts": 2}
@@ -108,7 +109,6 @@ def test_the_same_runs_on_a_local_ray_instance(audited, tmp_path):
     out = audited["out"]
     plan = load_plan(audited["plan_file"])
     prior = next(out.glob("prior-*")) / "policy"
-    from locksmith.data.loading import load_demonstrations
 
     data = out / "data" / "so101_reach"
     target = ResolvedTarget("tabletop_arm", plan.targets[0], "so101", "reach", data,

@@ -83,3 +83,20 @@ def test_unknown_task_and_slice_list_known_names():
     with pytest.raises(KeyError, match="known slices"):
         TabletopEnv("panda", "lift", slice_name="upside_down")
     assert set(TASKS) >= {"reach", "lift", "push", "pick_place"}
+
+
+@pytest.mark.parametrize("name", BUNDLED_ROBOTS)
+def test_tcp_positions_match_tcp_pose(name):
+    """The shield's positions-only FK gives exactly the solver's FK, and leaves the solver alone."""
+    from locksmith.sim.ik import RobotIK
+
+    poses, positions = RobotIK(name), RobotIK(name)
+    q_before = positions.configuration.q.copy()
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        q = {arm.name: rng.uniform(-1.0, 1.0, len(arm.joints)) for arm in poses.rig.arms}
+        got = positions.tcp_positions(q)
+        assert set(got) == set(q)
+        for arm in q:
+            np.testing.assert_array_equal(got[arm], poses.tcp_pose(q, arm)[0])
+    np.testing.assert_array_equal(positions.configuration.q, q_before)

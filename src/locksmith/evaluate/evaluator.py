@@ -58,10 +58,7 @@ def _make_shield(env, policy):
     stats = policy.stats.get(env.spec_.name) if policy is not None else None
     ik = RobotIK(env.spec_.name, env.ik_variant)  # its own model: FK must not disturb the env's IK
 
-    def fk(q_by_arm):
-        return {arm: ik.tcp_pose(q_by_arm, arm)[0] for arm in q_by_arm}
-
-    return SafetyShield(env.spec_, action_stats=stats, fk=fk)
+    return SafetyShield(env.spec_, action_stats=stats, fk=ik.tcp_positions)
 
 
 def shield_filter(envs, shields, before_step=None):

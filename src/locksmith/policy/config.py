@@ -108,6 +108,7 @@ class PolicyConfig:
     n_heads: int = 4
     d_feedforward: int = 384
     n_readouts: int = 2
+    head_multiplier: int = 2  # hidden width of each action head, in units of d_model
     dropout: float = 0.0
     language_dim: int = 384
     relative_actions: bool = True  # joint-position actions predicted relative to the joint state
@@ -121,7 +122,7 @@ class PolicyConfig:
             raise ValueError(f"config version {self.version} is newer than this locksmith ({CONFIG_VERSION})")
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
-        for f in ("d_model", "n_layers", "n_heads", "d_feedforward", "n_readouts"):
+        for f in ("d_model", "n_layers", "n_heads", "d_feedforward", "n_readouts", "head_multiplier"):
             if getattr(self, f) < 1:
                 raise ValueError(f"{f}={getattr(self, f)} must be >= 1")
         if self.grounding_weight < 0:

@@ -11,13 +11,14 @@ from locksmith.policy.config import EmbodimentConfig
 class ActionHead(nn.Module):
     """(B, R, D) readouts → (B, chunk_size, action_dim) normalized actions."""
 
-    def __init__(self, emb: EmbodimentConfig, d_model: int, n_readouts: int):
+    def __init__(self, emb: EmbodimentConfig, d_model: int, n_readouts: int, multiplier: int = 2):
         super().__init__()
         self.chunk_size = emb.chunk_size
         self.action_dim = emb.action_dim
+        hidden = multiplier * d_model
         self.net = nn.Sequential(
-            nn.Linear(n_readouts * d_model, 2 * d_model), nn.GELU(),
-            nn.Linear(2 * d_model, emb.chunk_size * emb.action_dim),
+            nn.Linear(n_readouts * d_model, hidden), nn.GELU(),
+            nn.Linear(hidden, emb.chunk_size * emb.action_dim),
         )
 
     def forward(self, readouts: torch.Tensor) -> torch.Tensor:

@@ -58,7 +58,7 @@ class CrossEmbodimentPolicy(nn.Module):
         self.config = config
         d = config.d_model
         self.stems = nn.ModuleDict({e.name: Stem(e, d) for e in config.embodiments})
-        self.heads = nn.ModuleDict({e.name: ActionHead(e, d, config.n_readouts) for e in config.embodiments})
+        self.heads = nn.ModuleDict({e.name: ActionHead(e, d, config.n_readouts, config.head_multiplier) for e in config.embodiments})
         self.embodiment_tokens = nn.ParameterDict(
             {e.name: nn.Parameter(torch.randn(d) * 0.02) for e in config.embodiments})
         self.normalizers = nn.ModuleDict({
@@ -130,9 +130,9 @@ class CrossEmbodimentPolicy(nn.Module):
                          return_entity_tokens=entity_outputs)
         if not entity_outputs:
             return dict(zip(groups, torch.split(out, sizes), strict=True)), {}
-        readouts, stems = out
+        readouts, entity_tokens = out
         return (dict(zip(groups, torch.split(readouts, sizes), strict=True)),
-                dict(zip(groups, torch.split(stems, sizes), strict=True)))
+                dict(zip(groups, torch.split(entity_tokens, sizes), strict=True)))
 
     def _grounding_loss(self, entity_out: torch.Tensor, b: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, float]:
         """Cross-entropy of "which object / pad does the instruction name" from the shared head.

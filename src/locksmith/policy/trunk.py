@@ -31,6 +31,9 @@ from locksmith.policy.language import MAX_TOKENS
 from locksmith.sim.scene import N_OBJECTS, N_PADS
 
 N_SLOTS = 1 + 1 + N_OBJECTS + N_PADS + MAX_ARMS  # embodiment, state, entities
+# Where the object and pad tokens sit among the stem tokens (after the state token).
+ENTITIES = slice(1, 1 + N_OBJECTS + N_PADS)
+N_ENTITIES = N_OBJECTS + N_PADS
 HASH_FEATURES = 8  # features per language token that `distinct_instructions` hashes
 
 
@@ -193,8 +196,8 @@ class Trunk(nn.Module):
         tokens = self.norm(tokens)
         readouts = tokens[:, -self.n_readouts:]
         if return_entity_tokens:
-            start = 1 + n_lang + 1  # after the embodiment, the language and the state token
-            return readouts, tokens[:, start : start + N_OBJECTS + N_PADS]
+            start = 1 + n_lang + ENTITIES.start  # after the embodiment and the language tokens
+            return readouts, tokens[:, start : start + N_ENTITIES]
         return readouts
 
     def _forward_prefix(self, first: torch.Tensor, language: torch.Tensor, language_mask: torch.Tensor,
@@ -207,20 +210,18 @@ class Trunk(nn.Module):
         # outputs are read (readouts; with return_entity_tokens the objects and pads too) come
         # last, so the final block computes only those. Attention does not depend on the order
         # of tokens (a token's role is its slot embedding, added above).
-        entities = slice(1, 1 + N_OBJECTS + N_PADS)
-        order = [stems[:, :1], stems[:, entities.stop:], stems[:, entities]]
-        order_mask = [stem_mask[:, :1], stem_mask[:, entities.stop:], stem_mask[:, entities]]
+        order = [stems[:, :ENTITIES.start], stems[:, ENTITIES.stop:], stems[:, ENTITIES]]
+        order_mask = [stem_mask[:, :ENTITIES.start], stem_mask[:, ENTITIES.stop:], stem_mask[:, ENTITIES]]
         x = torch.cat([first, *order, self.readouts.expand(b, -1, -1)], dim=1)
         x_mask = torch.cat([torch.zeros(b, 1, dtype=torch.bool, device=x.device), *order_mask,
                             torch.zeros(b, self.n_readouts, dtype=torch.bool, device=x.device)], dim=1)
         x_bias = key_bias(x_mask, x.dtype)
-        n_entities = entities.stop - entities.start
-        keep = self.n_readouts + (n_entities if return_entity_tokens else 0)
+        keep = self.n_readouts + (N_ENTITIES if return_entity_tokens else 0)
         for i, block in enumerate(self.blocks):
             lang, x = block.forward_prefix(lang, lang_bias, x, x_bias, inverse,
                                            last=keep if i == len(self.blocks) - 1 else None)
         x = self.norm(x)
         readouts = x[:, -self.n_readouts:]
         if return_entity_tokens:
-            return readouts, x[:, :n_entities]
+            return readouts, x[:, :N_ENTITIES]
         return readouts
