@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -85,6 +87,22 @@ def test_save_load_round_trip_is_exact(tmp_path):
     assert again.config == config
     assert again.specs["panda"] == load_bundled_spec("panda")
     assert np.array_equal(again.language.cache["lift the red cube"], policy.language.cache["lift the red cube"])
+
+
+def test_head_width_is_configured_and_saved(tmp_path):
+    from dataclasses import replace
+
+    config = replace(_config(("z1",)), head_multiplier=3)
+    policy = CrossEmbodimentPolicy(config)
+    assert policy.heads["z1"].net[0].out_features == 3 * SMALL["d_model"]
+    policy.save_pretrained(tmp_path / "ckpt")
+    assert CrossEmbodimentPolicy.from_pretrained(tmp_path / "ckpt").config.head_multiplier == 3
+    # A config written before the field existed loads with the width its heads were built with.
+    older = json.loads(_config(("z1",)).to_json())
+    del older["head_multiplier"]
+    assert PolicyConfig.from_json(json.dumps(older)).head_multiplier == 2
+    with pytest.raises(ValueError, match="head_multiplier"):
+        replace(config, head_multiplier=0)
 
 
 def test_bad_checkpoints(tmp_path):
