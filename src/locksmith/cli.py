@@ -101,6 +101,8 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
 
     robots, tasks = _split(args.robots), _split(args.tasks)
     _check_robots_and_tasks(robots, tasks, plural=True)
+    if args.tune_episodes < 0:
+        raise BadInput(f"--tune-episodes: expected a count >= 0, got {args.tune_episodes}")
     weights = None
     if args.weights:
         try:
@@ -121,6 +123,13 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
         raise BadInput(str(err)) from None
     print(f"prior written to {summary['policy']} ({summary['parameters']:,} parameters, "
           f"{summary['samples_per_s']:.0f} samples/s, final loss {summary['final_loss']:.4f})")
+    if args.tune_episodes > 0:
+        from locksmith.evaluate.horizon import tune_horizons
+
+        chosen = tune_horizons(summary["policy"], task=tasks[0], episodes=args.tune_episodes)
+        for robot, c in chosen.items():
+            rates = ", ".join(f"{n}: {100 * r:.0f} %" for n, r in c["success"].items())
+            print(f"  {robot}: re-plans every {c['chosen']} steps (validation success by horizon: {rates})")
     return 0
 
 
@@ -316,6 +325,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of initialization and sampling")
     p.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last")
+    p.add_argument("--tune-episodes", type=int, default=50,
+                   help="validation episodes per robot and candidate re-planning horizon, chosen after "
+                        "training on the first task (0: keep half a chunk)")
     p.add_argument("--out", required=True, type=Path, help="output folder (data/, policy/, metrics.jsonl)")
     p.set_defaults(func=_cmd_pretrain)
 

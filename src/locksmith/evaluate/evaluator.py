@@ -49,6 +49,7 @@ class EvalJob:
     checkpoint: str | None  # None: the scripted expert
     n_envs: int
     shield: bool
+    n_action_steps: int | None = None  # re-planning horizon; None: the checkpoint's own
 
 
 def _make_shield(env, policy):
@@ -116,6 +117,8 @@ def run_job(job: EvalJob) -> dict:
     envs = [TabletopEnv(job.robot, job.task, slice_name=job.slice_name) for _ in range(max(1, job.n_envs))]
     policy = None if job.checkpoint is None else load_policy(job.checkpoint, job.robot)
     agent = make_agent(policy, job.robot)
+    if job.n_action_steps is not None and policy is not None:
+        agent.n_steps = job.n_action_steps
     counts: Counter = Counter()
     shields = [_make_shield(env, policy) for env in envs] if job.shield else None
     results = rollout(envs, agent, job.seeds,
@@ -134,21 +137,27 @@ def run_job(job: EvalJob) -> dict:
 
 def evaluate(robot: str, task: str, episodes: int, slices: list[str] | None = None,
              checkpoint: str | Path | None = None, seed: int = 0, workers: int | None = None,
-             n_envs: int = 8, shield: bool = True) -> dict:
-    """Closed-loop success of a checkpoint (ours or an ACT peer folder; the expert with ``checkpoint=None``)."""
+             n_envs: int = 8, shield: bool = True, n_action_steps: int | None = None,
+             seed_base: int = EVAL_SEED_BASE) -> dict:
+    """Closed-loop success of a checkpoint (ours or an ACT peer folder; the expert with ``checkpoint=None``).
+
+    ``n_action_steps`` overrides the checkpoint's re-planning horizon; ``seed_base`` moves the
+    seed range (`locksmith.evaluate.horizon` chooses horizons on its own validation range)."""
     slices = slices or ["nominal"]
     for name in slices:
         check_slice(name)
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
     workers = workers if workers is not None else min(2, os.cpu_count() or 1)
-    first = EVAL_SEED_BASE + seed * 100_000
+    if n_action_steps is not None and n_action_steps < 1:
+        raise ValueError(f"n_action_steps must be >= 1, got {n_action_steps}")
+    first = seed_base + seed * 100_000
     seeds = list(range(first, first + episodes))
     jobs = []
     for name in slices:
         chunks = [tuple(c) for c in np.array_split(seeds, workers) if len(c)]
         jobs += [EvalJob(robot, task, name, tuple(int(s) for s in c), None if checkpoint is None else str(checkpoint),
-                         n_envs, shield) for c in chunks]
+                         n_envs, shield, n_action_steps) for c in chunks]
     if workers <= 1 or len(jobs) == 1:
         raw = [run_job(j) for j in jobs]
     else:
