@@ -7,7 +7,12 @@ import pytest
 from locksmith.cli import main
 from locksmith.embodiment.registry import load_bundled_spec
 from locksmith.evaluate.evaluator import evaluate
-from locksmith.evaluate.horizon import HORIZON_FILE, VALIDATION_SEED_BASE, horizon_candidates, tune_horizons
+from locksmith.evaluate.horizon import (
+    HORIZON_FILE,
+    VALIDATION_SEED_BASE,
+    horizon_candidates,
+    tune_horizons,
+)
 from locksmith.evaluate.rollout import EVAL_SEED_BASE
 from locksmith.policy.config import EmbodimentConfig, PolicyConfig
 from locksmith.policy.policy import CrossEmbodimentPolicy
