@@ -103,6 +103,12 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
     _check_robots_and_tasks(robots, tasks, plural=True)
     if args.tune_episodes < 0:
         raise BadInput(f"--tune-episodes: expected a count >= 0, got {args.tune_episodes}")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise BadInput(f"--threads: expected a count >= 1, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
     weights = None
     if args.weights:
         try:
@@ -126,6 +132,8 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
     if args.tune_episodes > 0:
         from locksmith.evaluate.horizon import tune_horizons
 
+        print(f"choosing each robot's re-planning horizon on {args.tune_episodes} validation episodes per "
+              "candidate (--tune-episodes 0 skips this) ...", flush=True)
         chosen = tune_horizons(summary["policy"], task=tasks[0], episodes=args.tune_episodes)
         for robot, c in chosen.items():
             rates = ", ".join(f"{n}: {100 * r:.0f} %" for n, r in c["success"].items())
@@ -325,6 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of initialization and sampling")
     p.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads for training (default: torch's own, all cores); 1 when the machine "
+                        "is shared: two threads beside another busy process run several times slower")
     p.add_argument("--tune-episodes", type=int, default=50,
                    help="validation episodes per robot and candidate re-planning horizon, chosen after "
                         "training on the first task (0: keep half a chunk)")

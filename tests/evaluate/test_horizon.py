@@ -65,3 +65,5 @@ def test_tuning_refuses_bad_counts(checkpoint, capsys):
         tune_horizons(checkpoint, task="reach", episodes=0)
     assert main(["pretrain", "--tune-episodes", "-1", "--out", str(checkpoint.parent / "p")]) == 2
     assert "--tune-episodes" in capsys.readouterr().err
+    assert main(["pretrain", "--threads", "0", "--out", str(checkpoint.parent / "p")]) == 2
+    assert "--threads" in capsys.readouterr().err
