@@ -29,7 +29,7 @@ def main() -> None:
     import torch
 
     from locksmith.embodiment.registry import BUNDLED_ROBOTS, load_bundled_spec
-    from locksmith.evaluate.evaluator import _make_shield, shield_filter
+    from locksmith.evaluate.evaluator import make_shield, shield_filter
     from locksmith.evaluate.rollout import EVAL_SEED_BASE, PolicyAgent, rollout
     from locksmith.policy.config import EmbodimentConfig, PolicyConfig
     from locksmith.policy.policy import CrossEmbodimentPolicy
@@ -63,7 +63,7 @@ def main() -> None:
             continue
         policy = trained or CrossEmbodimentPolicy(PolicyConfig(embodiments=(EmbodimentConfig.from_spec(spec),))).eval()
         envs = [TabletopEnv(robot, args.task) for _ in range(args.envs)]
-        shielded = shield_filter(envs, [_make_shield(env, trained) for env in envs])
+        shielded = shield_filter(envs, [make_shield(env, trained) for env in envs])
 
         agent = PolicyAgent(policy, robot)
         inference = [0.0]

@@ -1,10 +1,13 @@
 import json
+from collections import Counter
 
 import pytest
 
 from locksmith.cli import main
 from locksmith.data.record import record_demos
 from locksmith.evaluate.evaluator import evaluate, wilson_interval
+from locksmith.evaluate.rollout import EVAL_SEED_BASE, ExpertAgent, rollout
+from locksmith.sim.env import TabletopEnv
 from locksmith.train.loop import TrainConfig
 from locksmith.train.pretrain import pretrain
 from locksmith.data.loading import load_demonstrations
@@ -72,3 +75,12 @@ def test_bad_input_exit_2(argv, message, capsys):
 def test_checkpoint_for_another_robot(tiny_checkpoint, capsys):
     assert main(["eval", "--checkpoint", str(tiny_checkpoint / "run" / "policy"), "--robot", "ur5e"]) == 2
     assert "not 'ur5e'" in capsys.readouterr().err
+
+
+def test_rollout_calls_after_step_once_per_control_step():
+    envs = [TabletopEnv("panda", "reach") for _ in range(2)]
+    calls: Counter = Counter()
+    seeds = [EVAL_SEED_BASE + k for k in range(3)]
+    results = rollout(envs, ExpertAgent(), seeds, after_step=lambda seed, env: calls.update([seed]))
+    assert dict(calls) == {r.seed: r.steps for r in results}
+    assert all(r.steps >= 1 for r in results)

@@ -12,7 +12,7 @@ from locksmith.data.loading import load_demonstrations
 from locksmith.data.record import record_demos
 from locksmith.embodiment.spec import load_spec
 from locksmith.evaluate.act_agent import ACTAgent, is_act_checkpoint, load_act_peer
-from locksmith.evaluate.evaluator import _make_shield, evaluate
+from locksmith.evaluate.evaluator import make_shield, evaluate
 from locksmith.evaluate.offline import offline_action_error
 from locksmith.policy.config import EmbodimentConfig
 from locksmith.policy.policy import CheckpointError
@@ -134,7 +134,7 @@ def test_agent_replans_every_n_action_steps_batched(setup):
     # the shield's data range comes from the stats saved beside the checkpoint
     far = peer.stats["panda"]["action"]["q99"] + 10.0
     for policy, clamped in ((peer, True), (None, False)):
-        shield = _make_shield(envs[0], policy)
+        shield = make_shield(envs[0], policy)
         shield.reset()
         shield.filter(far, obs[0]["observation.state"], 0.0, 0.0)
         assert (shield.interventions.get("data_range", 0) > 0) == clamped

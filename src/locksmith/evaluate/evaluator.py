@@ -52,7 +52,9 @@ class EvalJob:
     n_action_steps: int | None = None  # re-planning horizon; None: the checkpoint's own
 
 
-def _make_shield(env, policy):
+def make_shield(env, policy):
+    """The shield `locksmith eval` puts between a policy and ``env``: the spec's limits, the
+    policy's action stats for this robot (none for the expert) and an FK of its own."""
     from locksmith.embodiment.safety import SafetyShield
     from locksmith.sim.ik import RobotIK
 
@@ -120,7 +122,7 @@ def run_job(job: EvalJob) -> dict:
     if job.n_action_steps is not None and policy is not None:
         agent.n_steps = job.n_action_steps
     counts: Counter = Counter()
-    shields = [_make_shield(env, policy) for env in envs] if job.shield else None
+    shields = [make_shield(env, policy) for env in envs] if job.shield else None
     results = rollout(envs, agent, job.seeds,
                       action_filter=shield_filter(envs, shields) if shields is not None else None)
     if shields is not None:
@@ -219,7 +221,7 @@ def save_failure_videos(result: dict, robot: str, task: str, checkpoint: str | P
             def record(i, env, frames=frames):
                 frames.append(next(iter(env.render_cameras().values())))
 
-            rollout([env], agent, [seed], action_filter=shield_filter([env], [_make_shield(env, policy)], record))
+            rollout([env], agent, [seed], action_filter=shield_filter([env], [make_shield(env, policy)], record))
             path = out_dir / f"{robot}_{task}_{name}_seed{seed}.gif"
             tmp = path.with_name(f".{path.name}.tmp.gif")
             imageio.mimsave(tmp, frames[::max(1, int(env.spec_.control_rate_hz) // fps)], duration=1 / fps, loop=0)

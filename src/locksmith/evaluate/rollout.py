@@ -71,8 +71,12 @@ class PolicyAgent(Agent):
 
 def rollout(envs: Sequence[TabletopEnv], agent: Agent, seeds: Sequence[int],
             action_filter: Callable[[int, np.ndarray, dict], np.ndarray] | None = None,
-            on_episode: Callable[[EpisodeResult], None] | None = None) -> list[EpisodeResult]:
-    """Run one episode per seed, ``len(envs)`` at a time, batching the agent across them."""
+            on_episode: Callable[[EpisodeResult], None] | None = None,
+            after_step: Callable[[int, TabletopEnv], None] | None = None) -> list[EpisodeResult]:
+    """Run one episode per seed, ``len(envs)`` at a time, batching the agent across them.
+
+    ``after_step(seed, env)`` (optional) is called after every control step of an episode, so
+    a caller can watch the scene (e.g. `benchmarks/failure_modes.py`) without its own loop."""
     results: list[EpisodeResult] = []
     seeds = list(seeds)
     for start in range(0, len(seeds), len(envs)):
@@ -93,6 +97,8 @@ def rollout(envs: Sequence[TabletopEnv], agent: Agent, seeds: Sequence[int],
                     action = action_filter(i, action, obs[i])
                 obs[i], _, terminated, truncated, _ = batch_envs[i].step(action)
                 steps[i] += 1
+                if after_step is not None:
+                    after_step(group[i], batch_envs[i])
                 if terminated or truncated:
                     done_at[i] = EpisodeResult(group[i], bool(terminated), steps[i], time.perf_counter() - t0)
                 else:
