@@ -93,6 +93,18 @@ def _split(text: str | None) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()] if text else []
 
 
+def _tuning_task(tasks: list[str], datasets: list[str]) -> str | None:
+    """The simulated task to choose horizons on: the first recorded one, or the datasets' own
+    (their ``meta/locksmith.json``); None when a dataset has no bundled task (a real robot's)."""
+    if not datasets:
+        return tasks[0]
+    from locksmith.data.record import read_locksmith_meta
+    from locksmith.sim.tasks import TASKS
+
+    named = [read_locksmith_meta(Path(root)).get("task") for root in datasets]
+    return named[0] if all(t in TASKS for t in named) else None
+
+
 def _cmd_pretrain(args: argparse.Namespace) -> int:
     from locksmith.data.loading import DatasetError
     from locksmith.data.record import RecordError
@@ -129,12 +141,15 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
         raise BadInput(str(err)) from None
     print(f"prior written to {summary['policy']} ({summary['parameters']:,} parameters, "
           f"{summary['samples_per_s']:.0f} samples/s, final loss {summary['final_loss']:.4f})")
-    if args.tune_episodes > 0:
+    task = _tuning_task(tasks, _split(args.datasets))
+    if args.tune_episodes > 0 and task is None:
+        print("re-planning horizons left at half a chunk: the datasets name no simulated task to tune on")
+    elif args.tune_episodes > 0:
         from locksmith.evaluate.horizon import tune_horizons
 
         print(f"choosing each robot's re-planning horizon on {args.tune_episodes} validation episodes per "
-              "candidate (--tune-episodes 0 skips this) ...", flush=True)
-        chosen = tune_horizons(summary["policy"], task=tasks[0], episodes=args.tune_episodes)
+              f"candidate of {task} (--tune-episodes 0 skips this) ...", flush=True)
+        chosen = tune_horizons(summary["policy"], task=task, episodes=args.tune_episodes)
         for robot, c in chosen.items():
             rates = ", ".join(f"{n}: {100 * r:.0f} %" for n, r in c["success"].items())
             print(f"  {robot}: re-plans every {c['chosen']} steps (validation success by horizon: {rates})")

@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from locksmith.cli import main
+from locksmith.cli import _tuning_task, main
+from locksmith.data.record import record_demos
 from locksmith.embodiment.registry import load_bundled_spec
 from locksmith.evaluate.evaluator import evaluate
 from locksmith.evaluate.horizon import (
@@ -67,3 +68,12 @@ def test_tuning_refuses_bad_counts(checkpoint, capsys):
     assert "--tune-episodes" in capsys.readouterr().err
     assert main(["pretrain", "--threads", "0", "--out", str(checkpoint.parent / "p")]) == 2
     assert "--threads" in capsys.readouterr().err
+
+
+def test_horizons_are_tuned_on_the_task_the_prior_trained_on(tmp_path):
+    reach = tmp_path / "ur5e_reach"
+    record_demos("ur5e", "reach", 1, reach, workers=1, progress=False)
+    assert _tuning_task(["pick_place"], []) == "pick_place"
+    assert _tuning_task(["pick_place"], [str(reach)]) == "reach"  # --datasets: their own task
+    (tmp_path / "real").mkdir()
+    assert _tuning_task(["pick_place"], [str(reach), str(tmp_path / "real")]) is None  # no simulated task
