@@ -61,7 +61,7 @@ def main() -> None:
         spec = load_bundled_spec(robot)
         if trained is not None and robot not in trained.stems:
             continue
-        policy = trained or CrossEmbodimentPolicy(PolicyConfig(embodiments=(EmbodimentConfig.from_spec(spec),))).eval()
+        policy = trained if trained is not None else CrossEmbodimentPolicy(PolicyConfig(embodiments=(EmbodimentConfig.from_spec(spec),))).eval()
         envs = [TabletopEnv(robot, args.task) for _ in range(args.envs)]
         shielded = shield_filter(envs, [make_shield(env, trained) for env in envs])
 

@@ -108,11 +108,11 @@ def load_act_peer(directory: str | Path, robot: str | None = None) -> ActPeer:
 class ACTAgent(Agent):
     """An ACT peer acting for its robot, batched over environments (instruction-blind)."""
 
-    def __init__(self, peer: ActPeer, robot: str | None = None):
+    def __init__(self, peer: ActPeer, robot: str | None = None, n_steps: int | None = None):
         if robot is not None and robot != peer.robot:
             raise CheckpointError(f"ACT peer is for robot {peer.robot!r}, not {robot!r}")
         self.peer = peer
-        self.n_steps = peer.n_action_steps
+        self.n_steps = n_steps or peer.n_action_steps
 
     @classmethod
     def from_checkpoint(cls, directory: str | Path, robot: str | None = None) -> ACTAgent:

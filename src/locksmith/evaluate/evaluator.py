@@ -97,16 +97,17 @@ def load_policy(checkpoint: str | Path, robot: str):
     return CrossEmbodimentPolicy.from_pretrained(checkpoint).eval()
 
 
-def make_agent(policy, robot: str):
-    """The agent for a policy from `load_policy` (the scripted expert for ``None``)."""
+def make_agent(policy, robot: str, n_action_steps: int | None = None):
+    """The agent for a policy from `load_policy` (the scripted expert for ``None``), re-planning
+    every ``n_action_steps`` (default: the checkpoint's own)."""
     from locksmith.evaluate.act_agent import ACTAgent
     from locksmith.train.act_peer import ActPeer
 
     if policy is None:
         return ExpertAgent()
     if isinstance(policy, ActPeer):
-        return ACTAgent(policy, robot)
-    return PolicyAgent(policy, robot)
+        return ACTAgent(policy, robot, n_action_steps)
+    return PolicyAgent(policy, robot, n_action_steps)
 
 
 def run_job(job: EvalJob) -> dict:
@@ -118,9 +119,7 @@ def run_job(job: EvalJob) -> dict:
     torch.set_num_threads(1)
     envs = [TabletopEnv(job.robot, job.task, slice_name=job.slice_name) for _ in range(max(1, job.n_envs))]
     policy = None if job.checkpoint is None else load_policy(job.checkpoint, job.robot)
-    agent = make_agent(policy, job.robot)
-    if job.n_action_steps is not None and policy is not None:
-        agent.n_steps = job.n_action_steps
+    agent = make_agent(policy, job.robot, job.n_action_steps)
     counts: Counter = Counter()
     shields = [make_shield(env, policy) for env in envs] if job.shield else None
     results = rollout(envs, agent, job.seeds,

@@ -49,10 +49,10 @@ class ExpertAgent(Agent):
 class PolicyAgent(Agent):
     """A `CrossEmbodimentPolicy` acting for one robot, batched over environments."""
 
-    def __init__(self, policy, robot: str):
+    def __init__(self, policy, robot: str, n_steps: int | None = None):
         self.policy = policy
         self.robot = robot
-        self.n_steps = policy.config.embodiment(robot).n_action_steps
+        self.n_steps = n_steps or policy.config.embodiment(robot).n_action_steps
 
     def reset(self, envs):
         self.queues: list[list[np.ndarray]] = [[] for _ in envs]
