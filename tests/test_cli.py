@@ -28,6 +28,8 @@ def test_spec_check_ok_and_bad(tmp_path, capsys):
 @pytest.mark.parametrize("argv, expect", [
     (["demos", "--robot", "optimus", "--task", "lift", "--episodes", "1"], "known robots"),
     (["demos", "--robot", "panda", "--task", "dance", "--episodes", "1"], "known tasks"),
+    (["demos", "--robot", "panda", "--task", "reach", "--episodes", "1", "--noise", "-0.01"], "--noise"),
+    (["pretrain", "--robots", "panda", "--demos-per-robot", "1", "--demo-noise", "-0.01"], "demo_noise"),
 ])
 def test_demos_bad_names_exit_2(tmp_path, capsys, argv, expect):
     assert main([*argv, "--out", str(tmp_path / "x")]) == 2

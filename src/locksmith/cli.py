@@ -81,7 +81,7 @@ def _cmd_demos(args: argparse.Namespace) -> int:
         out = record_demos(
             args.robot, args.task, args.episodes, args.out, seed=args.seed, camera=args.camera,
             image_size=args.image_size, overwrite=args.overwrite, append=args.append,
-            workers=args.workers,
+            workers=args.workers, noise=args.noise,
         )
     except RecordError as err:
         raise BadInput(str(err)) from None
@@ -133,8 +133,9 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
     try:
         train_config = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                                    checkpoint_every=args.checkpoint_every)
+        noise = {} if args.demo_noise is None else {"demo_noise": args.demo_noise}
         recipe = PriorRecipe(robots=tuple(robots), tasks=tuple(tasks), demos_per_robot=args.demos_per_robot,
-                             weights=weights, temperature=args.temperature)
+                             weights=weights, temperature=args.temperature, **noise)
         summary = run_pretrain(recipe, train_config, args.out, datasets=_split(args.datasets),
                                resume=args.resume)
     except (DatasetError, RecordError, ValueError) as err:
@@ -329,6 +330,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=None, help="simulation processes (default: up to 2 cores)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset at --out")
     p.add_argument("--append", action="store_true", help="add episodes to an existing dataset at --out")
+    p.add_argument("--noise", type=float, default=0.0,
+                   help="DART-style execution noise in metres: the robot runs the expert's command with a "
+                        "perturbed TCP goal, the clean command is recorded (default 0: none)")
     p.set_defaults(func=_cmd_demos)
 
     p = sub.add_parser("pretrain", help="pretrain the shared prior on a weighted mixture of robots",
@@ -342,6 +346,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--demos-per-robot", type=int, default=200, help="demonstrations per robot and task")
     p.add_argument("--datasets", default=None,
                    help="comma-separated existing LeRobot datasets to use instead of recording")
+    p.add_argument("--demo-noise", type=float, default=None,
+                   help="DART-style execution noise (m) of the demonstrations recorded: the robot runs the "
+                        "expert's command with a perturbed TCP goal, the clean one is recorded (default: "
+                        "PriorRecipe.demo_noise, a few millimetres; 0: none)")
     p.add_argument("--steps", type=int, default=15000, help="optimizer steps (default 15000: ~55 min on one core, ~33 min on two)")
     p.add_argument("--batch-size", type=int, default=256, help="samples per step (all processes)")
     p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (AdamW)")

@@ -68,6 +68,7 @@ def test_training_rule_is_one_clipped_formula():
     ({"targets": [{"dataset": "/d"}]}, "<root>", "threshold: {absolute"),
     ({"training": {"min_steps": 10, "max_steps": 5}}, "training", "min_steps=10 > max_steps=5"),
     ({"budget": [1]}, "budget", "Extra inputs"),
+    ({"prior": {"demo_noise": -0.01}}, "prior.demo_noise", "greater than or equal to 0"),
 ])
 def test_bad_plans_name_file_field_and_value(tmp_path, change, field, words):
     path = _write(tmp_path, {**BASE, **change})
@@ -136,3 +137,9 @@ def test_summary_reports_a_lower_bound_when_scratch_never_reaches():
     # max budget / adapted crossing: 0.2 at 2 and 0.8 at 8 cross 0.5 half-way in log demos, at 4
     assert gain["value"] == pytest.approx(32 / 4)
     assert format_table(audit).splitlines()[0] == f"tabletop_arm: adaptation_gain={gain['text']}"
+
+
+def test_the_demonstrations_noise_is_part_of_the_prior_cache_key():
+    from locksmith.audit.plan import PriorSection
+
+    assert PriorSection(demo_noise=0.0).cache_key() != PriorSection().cache_key()

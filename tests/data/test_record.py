@@ -137,3 +137,83 @@ def test_demonstrations_go_on_after_success_with_the_gripper_open(tmp_path):
         successes.append(is_success("pick_place", env.task_state()))
     first = successes.index(True)
     assert len(result["frames"]) == first + 1 + extra
+
+
+def test_execution_noise_runs_perturbed_commands_and_records_the_clean_ones():
+    """DART: the robot executes the expert's command with a shifted TCP goal; the frames hold
+    the expert's own command, computed from the perturbed state it finds itself in."""
+    import numpy as np
+
+    from locksmith.data import record
+    from locksmith.sim.env import TabletopEnv
+    from locksmith.sim.expert import NOISE_FREE_PHASES, ScriptedExpert
+
+    def spied(noise: float):
+        env = TabletopEnv("z1", "pick_place")
+        expert = ScriptedExpert(env)
+        executed, clean, phases = [], [], []
+        step, act = env.step, expert.act
+
+        def spy_step(action):
+            executed.append(np.array(action))
+            return step(action)
+
+        def spy_act():
+            a = act()
+            clean.append(a.copy())
+            phases.append(expert.phase_name)
+            return a
+
+        env.step, expert.act = spy_step, spy_act
+        record._ENV_CACHE.clear()
+        record._ENV_CACHE[("z1", "pick_place", False, None)] = (env, expert)
+        try:
+            result = record.run_expert(record.EpisodeRequest("z1", "pick_place", 5, False, None, noise))
+        finally:
+            record._ENV_CACHE.clear()
+        assert result is not None
+        recorded = np.stack([f["action"] for f in result["frames"]])
+        states = np.stack([f["observation.state"] for f in result["frames"]])
+        return recorded, np.stack(executed), np.stack(clean), phases, states
+
+    recorded, executed, clean, phases, states = spied(0.008)
+    np.testing.assert_allclose(recorded, clean.astype(np.float32))  # the clean command is the label
+    moving = np.array([p not in NOISE_FREE_PHASES for p in phases])
+    gap = np.abs(executed - clean).max(axis=1)
+    assert gap[moving].mean() > 0.1  # degrees: the arm ran other commands while moving
+    assert np.all(gap[~moving] == 0)  # and none while the gripper closes or opens
+    np.testing.assert_array_equal(executed[:, -1], clean[:, -1])  # the gripper is never perturbed
+
+    recorded0, executed0, clean0, _, states0 = spied(0.0)
+    np.testing.assert_array_equal(executed0, clean0)
+    assert np.abs(states[:20] - states0[:20]).max() > 0.05  # the noisy robot went elsewhere
+
+
+def test_execution_noise_is_stationary_with_the_given_sigma():
+    import numpy as np
+
+    from locksmith.sim.expert import ExecutionNoise
+
+    noise = ExecutionNoise(0.01, dt=0.1, seed=3)
+    offsets = np.stack([noise.step() for _ in range(20000)])
+    assert offsets.std(axis=0) == pytest.approx([0.01] * 3, rel=0.1)
+    lag1 = np.corrcoef(offsets[:-1, 0], offsets[1:, 0])[0, 1]
+    assert lag1 == pytest.approx(np.exp(-0.1 / 0.3), abs=0.03)  # slowly varying, not white
+    again = ExecutionNoise(0.01, dt=0.1, seed=3)
+    np.testing.assert_array_equal(np.stack([again.step() for _ in range(5)]), offsets[:5])  # seeded
+    for bad in (-0.001, float("nan")):
+        with pytest.raises(ValueError, match="sigma"):
+            ExecutionNoise(bad, dt=0.1, seed=0)
+
+
+def test_execution_noise_is_written_down_and_kept_apart(tmp_path):
+    out = tmp_path / "ds"
+    record_demos("panda", "reach", 1, out, workers=1, progress=False, noise=0.004)
+    assert json.loads((out / META_FILE).read_text())["execution_noise_m"] == 0.004
+    before = sorted(p.name for p in out.rglob("*"))
+    with pytest.raises(RecordError, match="execution noise 0.004 m, not 0.0 m"):
+        record_demos("panda", "reach", 1, out, append=True, workers=1, progress=False)
+    assert sorted(p.name for p in out.rglob("*")) == before
+    with pytest.raises(RecordError, match="--noise"):
+        record_demos("panda", "reach", 1, tmp_path / "other", progress=False, noise=-1.0)
+    assert not (tmp_path / "other").exists()

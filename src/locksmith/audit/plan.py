@@ -27,6 +27,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from locksmith.data.record import DEFAULT_DEMO_NOISE
 from locksmith.embodiment.registry import known_robots, load_robot_spec
 from locksmith.embodiment.spec import format_validation_error
 from locksmith.policy.adapters import RECIPES
@@ -64,6 +65,7 @@ class PriorSection(_Model):
     lr: float = Field(1e-3, gt=0)
     weights: dict[str, float] | None = None
     temperature: float = Field(1.0, gt=0)
+    demo_noise: float = Field(DEFAULT_DEMO_NOISE, ge=0, allow_inf_nan=False)  # m, DART noise of the pool's demos
     seed: int = 0
     trunk: dict[str, int] = {}  # trunk sizes that differ from the policy's defaults (d_model, n_layers, ...)
 

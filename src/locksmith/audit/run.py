@@ -74,7 +74,8 @@ def ensure_prior(plan: TransferPlan, out: Path, progress: bool = True) -> tuple[
         return stage / "policy", {**info, "cached": True}
     t0 = time.perf_counter()
     recipe = PriorRecipe(robots=section.robots, tasks=section.tasks, demos_per_robot=section.demos_per_robot,
-                         weights=section.weights, temperature=section.temperature, trunk=dict(section.trunk))
+                         weights=section.weights, temperature=section.temperature, demo_noise=section.demo_noise,
+                         trunk=dict(section.trunk))
     config = TrainConfig(steps=section.steps, batch_size=section.batch_size, lr=section.lr, seed=section.seed,
                          checkpoint_every=max(50, section.steps // 10))
     log.info("pretraining the prior into %s", stage)

@@ -12,7 +12,8 @@ Layout written (besides lerobot's own ``meta/`` and ``data/``):
 
     meta/locksmith_spec.yaml   the robot's full EmbodimentSpec
     meta/locksmith.json        robot, task, episode seeds, expert success, frames recorded after
-                               success (the release and retreat), locksmith version
+                               success (the release and retreat), the execution noise (m, 0:
+                               none), locksmith version
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ log = logging.getLogger(__name__)
 
 SPEC_FILE = "meta/locksmith_spec.yaml"
 META_FILE = "meta/locksmith.json"
+# The execution noise (m) of the pool's demonstrations, which the pretraining recipe records
+# (`PriorRecipe.demo_noise`); `record_demos` itself defaults to none.
+DEFAULT_DEMO_NOISE = 0.004
 DEMO_SEED_STRIDE = 1_000_003  # episode seeds: seed * stride + k; evaluation uses another range
 
 
@@ -84,6 +88,7 @@ class EpisodeRequest:
     seed: int
     camera: bool
     image_size: int | None
+    noise: float = 0.0  # m, `ExecutionNoise` sigma; 0: the expert's own commands run
 
 
 _ENV_CACHE: dict = {}
@@ -102,7 +107,7 @@ def frames_after_success(control_rate_hz: float) -> int:
 def run_expert(request: EpisodeRequest) -> dict | None:
     """One expert episode; the frames as arrays, or None if the expert failed."""
     from locksmith.sim.env import TabletopEnv
-    from locksmith.sim.expert import ScriptedExpert
+    from locksmith.sim.expert import ExecutionNoise, ScriptedExpert
 
     key = (request.robot, request.task, request.camera, request.image_size)
     if key not in _ENV_CACHE:
@@ -112,6 +117,7 @@ def run_expert(request: EpisodeRequest) -> dict | None:
     env, expert = _ENV_CACHE[key]
     obs, info = env.reset(seed=request.seed)
     expert.reset()
+    noise = ExecutionNoise(request.noise, env.dt, seed=request.seed) if request.noise > 0 else None
     frames: list[dict] = []
     arms = [a.name for a in env.rig.arms]
     success = False
@@ -121,10 +127,11 @@ def run_expert(request: EpisodeRequest) -> dict | None:
             if after == 0:
                 break
             after -= 1
-        action = expert.act()
+        action = expert.act()  # recorded; with noise, a perturbed command is what runs
+        executed = action if noise is None else noise.perturb(expert, action)
         tcp_before = [env.tcp_base_frame(a) for a in arms]
         base_before = env.base_pose()
-        next_obs, _, terminated, truncated, info = env.step(action)
+        next_obs, _, terminated, truncated, info = env.step(executed)
         intent = []
         for arm, before in zip(arms, tcp_before, strict=True):
             intent += list((env.tcp_base_frame(arm) - before) / env.dt) + [env.closure_cmd[arm]]
@@ -146,12 +153,12 @@ def run_expert(request: EpisodeRequest) -> dict | None:
 
 
 def _episodes(robot: str, task: str, seed: int, camera: bool, image_size: int | None,
-              workers: int) -> Iterator[tuple[int, dict | None]]:
+              workers: int, noise: float = 0.0) -> Iterator[tuple[int, dict | None]]:
     """(episode seed, result) in seed order, computed by ``workers`` processes."""
     def requests():
         k = 0
         while True:
-            yield EpisodeRequest(robot, task, seed * DEMO_SEED_STRIDE + k, camera, image_size)
+            yield EpisodeRequest(robot, task, seed * DEMO_SEED_STRIDE + k, camera, image_size, noise)
             k += 1
 
     if workers <= 1:
@@ -201,8 +208,12 @@ def record_demos(
     workers: int | None = None,
     max_failures: int | None = None,
     progress: bool = True,
+    noise: float = 0.0,
 ) -> Path:
     """Record ``episodes`` successful expert demonstrations into a LeRobot dataset at ``out``.
+
+    ``noise`` > 0 (m) records DART-style demonstrations (`sim.expert.ExecutionNoise`): the
+    robot executes the expert's command with a perturbed TCP goal, the clean one is recorded.
 
     Returns the dataset folder. Raises `RecordError` for a bad request; nothing at ``out`` is
     touched until the new dataset is complete.
@@ -217,6 +228,8 @@ def record_demos(
     get_task(task)
     if episodes < 1:
         raise RecordError(f"--episodes must be at least 1, got {episodes}")
+    if not (np.isfinite(noise) and noise >= 0):
+        raise RecordError(f"--noise must be a distance >= 0 in metres, got {noise}")
     out = Path(out).resolve()
     _prepare_output(out, overwrite, append)
     workers = workers if workers is not None else min(2, os.cpu_count() or 1)
@@ -231,6 +244,10 @@ def record_demos(
     if appending:
         if previous.get("robot") not in (None, robot):
             raise RecordError(f"{out}: holds demos of robot {previous.get('robot')!r}, not {robot!r}")
+        if float(previous.get("execution_noise_m", 0.0)) != noise:
+            raise RecordError(f"{out}: holds demos recorded with execution noise "
+                              f"{previous.get('execution_noise_m', 0.0)} m, not {noise} m; record into "
+                              "another folder or pass --overwrite")
         shutil.copytree(out, tmp)
         dataset = LeRobotDataset.resume(repo_id, root=tmp)
     else:
@@ -246,7 +263,7 @@ def record_demos(
     start_seed = max(used) // DEMO_SEED_STRIDE + 1 if appending and used else seed
     try:
         bar = tqdm(total=episodes, desc=f"{robot}/{task} demos", unit="ep", disable=not progress)
-        for ep_seed, result in _episodes(robot, task, start_seed, camera, image_size, workers):
+        for ep_seed, result in _episodes(robot, task, start_seed, camera, image_size, workers, noise):
             if result is None:
                 failures += 1
                 log.warning("expert failed on seed %d (%d failures so far)", ep_seed, failures)
@@ -271,6 +288,7 @@ def record_demos(
             "expert_failures": failures + int(previous.get("expert_failures", 0)),
             "seed": seed,
             "frames_after_success": frames_after_success(spec.control_rate_hz),
+            "execution_noise_m": noise,
         }
         (tmp / SPEC_FILE).write_text(spec.to_yaml())
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2))

@@ -24,6 +24,8 @@ PUSH_CLEARANCE = 0.035  # m between the object's face and the TCP before the pus
 BASE_STANDOFF = 0.72  # m from the base origin to the work, for a mobile base
 PUSH_MAX_LEAD = 0.02  # m the TCP goal may run ahead of the TCP while pushing
 PUSH_LEAD = 0.02  # m the push goal leads the object's far face, so the fingers keep pressing
+NOISE_TIME_S = 0.3  # correlation time of `ExecutionNoise`
+NOISE_FREE_PHASES = ("close", "open")  # the gripper acts: the arm holds still
 
 PHASES = {
     "reach": ("approach_close",),
@@ -211,15 +213,20 @@ class ScriptedExpert:
         self.closure = closure
         return self.native_action()
 
-    def native_action(self) -> np.ndarray:
-        """Write the current TCP goal and closure in the robot's command convention."""
+    def native_action(self, goal_offset: np.ndarray | None = None) -> np.ndarray:
+        """Write the current TCP goal and closure in the robot's command convention.
+
+        ``goal_offset`` (base frame, m) shifts the TCP goal for this one command only: the
+        perturbed action that `ExecutionNoise` executes while the clean one is recorded.
+        """
         env = self.env
         spec = env.spec_
+        goal_tcp = self.goal_tcp if goal_offset is None else self.goal_tcp + goal_offset
         solved = env.q_cmd
         if any(c.kind in ("joint_position", "joint_velocity") for c in spec.action):
             # Joint-space commands need IK here; an ee_delta robot's own controller does its IK.
             rot = top_down_rotation(env.grasp_yaw[self.arm])
-            solved = env.ik.solve(env.q_cmd, {self.arm: (self.goal_tcp, rot)}, env.dt)
+            solved = env.ik.solve(env.q_cmd, {self.arm: (goal_tcp, rot)}, env.dt)
         parts = []
         for comp in spec.action:
             scale = comp.native_scale
@@ -230,7 +237,7 @@ class ScriptedExpert:
                 q = solved[comp.arm] if comp.arm == self.arm else env.q_cmd[comp.arm]
                 parts.append((q - env.q_cmd[comp.arm]) / env.dt * scale)
             elif comp.kind == "ee_delta":
-                goal = self.goal_tcp if comp.arm == self.arm else env.tcp_cmd[comp.arm]
+                goal = goal_tcp if comp.arm == self.arm else env.tcp_cmd[comp.arm]
                 parts.append((goal - env.tcp_cmd[comp.arm]) * scale)
             elif comp.kind == "base_velocity":
                 parts.append(self._base_velocity() * np.array([scale, scale, 1.0]))
@@ -238,6 +245,44 @@ class ScriptedExpert:
                 closure = self.closure if comp.arm == self.arm else 0.0
                 parts.append([spec.arm(comp.arm).gripper.to_native(closure)])
         return np.concatenate([np.asarray(p, dtype=float).ravel() for p in parts])
+
+
+class ExecutionNoise:
+    """DART-style noise for recording: the robot executes the expert's command with its TCP goal
+    shifted by a slowly varying offset, while the dataset records the expert's clean command.
+
+    The expert re-plans from the true state at every step, so the clean command after a
+    perturbation steers back: the demonstrations show states off the expert's path, each labelled
+    with the correction. A policy trained on them learns to recover from its own drift, which
+    clean demonstrations never show (Laskey et al., 2017, "DART").
+
+    The offset is an Ornstein-Uhlenbeck process in the arm's base frame with stationary standard
+    deviation ``sigma`` (m) per axis and correlation time `NOISE_TIME_S`, seeded per episode. It
+    is zero while the gripper closes or opens (`NOISE_FREE_PHASES`), and a mobile base's velocity
+    is never perturbed.
+    """
+
+    def __init__(self, sigma: float, dt: float, seed: int):
+        if not np.isfinite(sigma) or sigma < 0:
+            raise ValueError(f"noise sigma={sigma} must be a finite number >= 0 (m)")
+        self.sigma = float(sigma)
+        self.decay = float(np.exp(-dt / NOISE_TIME_S))
+        self.rng = np.random.default_rng(seed)
+        self.offset = self.rng.normal(0.0, self.sigma, 3)
+
+    def step(self) -> np.ndarray:
+        """The offset for this step (then advance the process)."""
+        out = self.offset.copy()
+        kick = self.rng.normal(0.0, self.sigma * np.sqrt(1.0 - self.decay ** 2), 3)
+        self.offset = self.decay * self.offset + kick
+        return out
+
+    def perturb(self, expert: ScriptedExpert, action: np.ndarray) -> np.ndarray:
+        """The command to execute in place of the expert's clean ``action``."""
+        offset = self.step()
+        if self.sigma == 0 or expert.phase_name in NOISE_FREE_PHASES or expert.phase_name == "drive":
+            return action
+        return expert.native_action(goal_offset=offset)
 
 
 def run_expert_episode(env: TabletopEnv, seed: int, expert: ScriptedExpert | None = None):

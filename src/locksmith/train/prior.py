@@ -10,8 +10,10 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from locksmith.data.loading import Demonstrations, concat_demonstrations, load_demonstrations
-from locksmith.data.record import record_demos
+from locksmith.data.record import DEFAULT_DEMO_NOISE, read_locksmith_meta, record_demos
 from locksmith.train.loop import TrainConfig
 from locksmith.train.pretrain import pretrain
 
@@ -25,6 +27,9 @@ class PriorRecipe:
     demos_per_robot: int = 200
     weights: dict[str, float] | None = None
     temperature: float = 1.0
+    # DART-style execution noise (m) for the demonstrations the recipe records
+    # (`sim.expert.ExecutionNoise`); 0: the expert's own commands.
+    demo_noise: float = DEFAULT_DEMO_NOISE
     # Trunk sizes (d_model, n_layers, n_heads, d_feedforward, n_readouts) that differ from
     # PolicyConfig's defaults; empty: the defaults.
     trunk: dict = field(default_factory=dict)
@@ -34,18 +39,30 @@ class PriorRecipe:
             raise ValueError(f"demos_per_robot={self.demos_per_robot} must be >= 1")
         if not self.robots:
             raise ValueError("no robots in the pool")
+        if not (np.isfinite(self.demo_noise) and self.demo_noise >= 0):
+            raise ValueError(f"demo_noise={self.demo_noise} must be a distance >= 0 in metres")
 
 
 
-def ensure_demos(robot: str, task: str, episodes: int, root: Path, seed: int = 0) -> Demonstrations:
-    """The first ``episodes`` demos of (robot, task) at ``root``, recording what is missing."""
-    if (root / "meta" / "info.json").is_file():
+def ensure_demos(robot: str, task: str, episodes: int, root: Path, seed: int = 0,
+                 noise: float = 0.0) -> Demonstrations:
+    """The first ``episodes`` demos of (robot, task) at ``root``, recording what is missing.
+
+    ``root`` is the caller's own folder: demos there recorded with another execution noise are
+    recorded anew.
+    """
+    recorded_noise = float(read_locksmith_meta(root).get("execution_noise_m", 0.0))
+    if (root / "meta" / "info.json").is_file() and recorded_noise != noise:
+        log.info("%s was recorded with execution noise %g m, not %g m: recording it anew", root,
+                 recorded_noise, noise)
+        record_demos(robot, task, episodes, root, seed=seed, overwrite=True, noise=noise)
+    elif (root / "meta" / "info.json").is_file():
         demos = load_demonstrations(root)
         if demos.num_episodes >= episodes:
             return demos.subset(range(episodes)) if demos.num_episodes > episodes else demos
-        record_demos(robot, task, episodes - demos.num_episodes, root, seed=seed, append=True)
+        record_demos(robot, task, episodes - demos.num_episodes, root, seed=seed, append=True, noise=noise)
     else:
-        record_demos(robot, task, episodes, root, seed=seed, overwrite=root.exists())
+        record_demos(robot, task, episodes, root, seed=seed, overwrite=root.exists(), noise=noise)
     return load_demonstrations(root)
 
 
@@ -60,7 +77,8 @@ def run_pretrain(recipe: PriorRecipe, train_config: TrainConfig, out: str | Path
     else:
         for robot in recipe.robots:
             for task in recipe.tasks:
-                demos = ensure_demos(robot, task, recipe.demos_per_robot, out / "data" / f"{robot}_{task}")
+                demos = ensure_demos(robot, task, recipe.demos_per_robot, out / "data" / f"{robot}_{task}",
+                                     noise=recipe.demo_noise)
                 by_robot.setdefault(robot, []).append(demos)
     demos = {robot: concat_demonstrations(parts) for robot, parts in by_robot.items()}
     weights = recipe.weights if recipe.weights and set(recipe.weights) == set(demos) else None

@@ -1,0 +1,30 @@
+"""The pretraining recipe's own data: recorded once, reused, recorded anew when the recipe's
+execution noise changes."""
+
+import json
+
+import pytest
+
+from locksmith.data.record import DEFAULT_DEMO_NOISE, META_FILE
+from locksmith.train.prior import PriorRecipe, ensure_demos
+
+
+def test_recipe_records_its_noise_reuses_it_and_re_records_on_a_change(tmp_path):
+    root = tmp_path / "panda_reach"
+    demos = ensure_demos("panda", "reach", 2, root, noise=0.004)
+    assert demos.num_episodes == 2
+    meta = json.loads((root / META_FILE).read_text())
+    assert meta["execution_noise_m"] == 0.004
+    stamp = (root / META_FILE).stat().st_mtime_ns
+    assert ensure_demos("panda", "reach", 1, root, noise=0.004).num_episodes == 1  # reused, cut down
+    assert (root / META_FILE).stat().st_mtime_ns == stamp
+    clean = ensure_demos("panda", "reach", 1, root, noise=0.0)  # another noise: recorded anew
+    assert clean.num_episodes == 1
+    assert json.loads((root / META_FILE).read_text())["execution_noise_m"] == 0.0
+
+
+def test_recipe_default_noise_and_bad_noise():
+    assert PriorRecipe().demo_noise == DEFAULT_DEMO_NOISE > 0
+    for bad in (-0.001, float("inf")):
+        with pytest.raises(ValueError, match="demo_noise"):
+            PriorRecipe(demo_noise=bad)
