@@ -349,7 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--demo-noise", type=float, default=None,
                    help="DART-style execution noise (m) of the demonstrations recorded: the robot runs the "
                         "expert's command with a perturbed TCP goal, the clean one is recorded (default: "
-                        "PriorRecipe.demo_noise, a few millimetres; 0: none)")
+                        "PriorRecipe.demo_noise, 0: none)")
     p.add_argument("--steps", type=int, default=15000, help="optimizer steps (default 15000: ~55 min on one core, ~33 min on two)")
     p.add_argument("--batch-size", type=int, default=256, help="samples per step (all processes)")
     p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (AdamW)")

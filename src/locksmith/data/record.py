@@ -42,7 +42,7 @@ SPEC_FILE = "meta/locksmith_spec.yaml"
 META_FILE = "meta/locksmith.json"
 # The execution noise (m) of the pool's demonstrations, which the pretraining recipe records
 # (`PriorRecipe.demo_noise`); `record_demos` itself defaults to none.
-DEFAULT_DEMO_NOISE = 0.004
+DEFAULT_DEMO_NOISE = 0.0
 DEMO_SEED_STRIDE = 1_000_003  # episode seeds: seed * stride + k; evaluation uses another range
 
 
