@@ -31,7 +31,7 @@ def test_spec_check_ok_and_bad(tmp_path, capsys):
     (["demos", "--robot", "panda", "--task", "reach", "--episodes", "1", "--noise", "-0.01"], "--noise"),
     (["pretrain", "--robots", "panda", "--demos-per-robot", "1", "--demo-noise", "-0.01"], "demo_noise"),
 ])
-def test_demos_bad_names_exit_2(tmp_path, capsys, argv, expect):
+def test_bad_names_and_values_exit_2(tmp_path, capsys, argv, expect):
     assert main([*argv, "--out", str(tmp_path / "x")]) == 2
     assert expect in capsys.readouterr().err
     assert not (tmp_path / "x").exists()

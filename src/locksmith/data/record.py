@@ -40,8 +40,8 @@ log = logging.getLogger(__name__)
 
 SPEC_FILE = "meta/locksmith_spec.yaml"
 META_FILE = "meta/locksmith.json"
-# The execution noise (m) of the pool's demonstrations, which the pretraining recipe records
-# (`PriorRecipe.demo_noise`); `record_demos` itself defaults to none.
+# The execution noise (m) of the pool's demonstrations (`PriorRecipe.demo_noise`, the plan's
+# `prior.demo_noise`). Off: 4 mm cost the ur5e and the vx300s most of their success (docs/sim.md).
 DEFAULT_DEMO_NOISE = 0.0
 DEMO_SEED_STRIDE = 1_000_003  # episode seeds: seed * stride + k; evaluation uses another range
 
@@ -195,6 +195,11 @@ def read_locksmith_meta(root: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
+def execution_noise(meta: dict) -> float:
+    """The execution noise (m) a dataset was recorded with; 0 for one recorded before the field."""
+    return float(meta.get("execution_noise_m", 0.0))
+
+
 def record_demos(
     robot: str,
     task: str,
@@ -244,9 +249,9 @@ def record_demos(
     if appending:
         if previous.get("robot") not in (None, robot):
             raise RecordError(f"{out}: holds demos of robot {previous.get('robot')!r}, not {robot!r}")
-        if float(previous.get("execution_noise_m", 0.0)) != noise:
+        if execution_noise(previous) != noise:
             raise RecordError(f"{out}: holds demos recorded with execution noise "
-                              f"{previous.get('execution_noise_m', 0.0)} m, not {noise} m; record into "
+                              f"{execution_noise(previous)} m, not {noise} m; record into "
                               "another folder or pass --overwrite")
         shutil.copytree(out, tmp)
         dataset = LeRobotDataset.resume(repo_id, root=tmp)

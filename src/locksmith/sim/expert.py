@@ -25,7 +25,7 @@ BASE_STANDOFF = 0.72  # m from the base origin to the work, for a mobile base
 PUSH_MAX_LEAD = 0.02  # m the TCP goal may run ahead of the TCP while pushing
 PUSH_LEAD = 0.02  # m the push goal leads the object's far face, so the fingers keep pressing
 NOISE_TIME_S = 0.3  # correlation time of `ExecutionNoise`
-NOISE_FREE_PHASES = ("close", "open")  # the gripper acts: the arm holds still
+NOISE_FREE_PHASES = ("drive", "close", "open")  # the base drives, or the gripper acts: the arm holds still
 
 PHASES = {
     "reach": ("approach_close",),
@@ -258,8 +258,8 @@ class ExecutionNoise:
 
     The offset is an Ornstein-Uhlenbeck process in the arm's base frame with stationary standard
     deviation ``sigma`` (m) per axis and correlation time `NOISE_TIME_S`, seeded per episode. It
-    is zero while the gripper closes or opens (`NOISE_FREE_PHASES`), and a mobile base's velocity
-    is never perturbed.
+    is zero while a mobile base drives and while the gripper closes or opens (`NOISE_FREE_PHASES`);
+    the base's velocity is never perturbed.
     """
 
     def __init__(self, sigma: float, dt: float, seed: int):
@@ -280,7 +280,7 @@ class ExecutionNoise:
     def perturb(self, expert: ScriptedExpert, action: np.ndarray) -> np.ndarray:
         """The command to execute in place of the expert's clean ``action``."""
         offset = self.step()
-        if self.sigma == 0 or expert.phase_name in NOISE_FREE_PHASES or expert.phase_name == "drive":
+        if self.sigma == 0 or expert.phase_name in NOISE_FREE_PHASES:
             return action
         return expert.native_action(goal_offset=offset)
 

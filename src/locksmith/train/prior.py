@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from locksmith.data.loading import Demonstrations, concat_demonstrations, load_demonstrations
-from locksmith.data.record import DEFAULT_DEMO_NOISE, read_locksmith_meta, record_demos
+from locksmith.data.record import DEFAULT_DEMO_NOISE, execution_noise, read_locksmith_meta, record_demos
 from locksmith.train.loop import TrainConfig
 from locksmith.train.pretrain import pretrain
 
@@ -43,7 +43,6 @@ class PriorRecipe:
             raise ValueError(f"demo_noise={self.demo_noise} must be a distance >= 0 in metres")
 
 
-
 def ensure_demos(robot: str, task: str, episodes: int, root: Path, seed: int = 0,
                  noise: float = 0.0) -> Demonstrations:
     """The first ``episodes`` demos of (robot, task) at ``root``, recording what is missing.
@@ -51,17 +50,15 @@ def ensure_demos(robot: str, task: str, episodes: int, root: Path, seed: int = 0
     ``root`` is the caller's own folder: demos there recorded with another execution noise are
     recorded anew.
     """
-    recorded_noise = float(read_locksmith_meta(root).get("execution_noise_m", 0.0))
-    if (root / "meta" / "info.json").is_file() and recorded_noise != noise:
-        log.info("%s was recorded with execution noise %g m, not %g m: recording it anew", root,
-                 recorded_noise, noise)
-        record_demos(robot, task, episodes, root, seed=seed, overwrite=True, noise=noise)
-    elif (root / "meta" / "info.json").is_file():
+    recorded = (root / "meta" / "info.json").is_file()
+    if recorded and execution_noise(read_locksmith_meta(root)) == noise:
         demos = load_demonstrations(root)
         if demos.num_episodes >= episodes:
             return demos.subset(range(episodes)) if demos.num_episodes > episodes else demos
         record_demos(robot, task, episodes - demos.num_episodes, root, seed=seed, append=True, noise=noise)
     else:
+        if recorded:
+            log.info("%s was recorded with another execution noise than %g m: recording it anew", root, noise)
         record_demos(robot, task, episodes, root, seed=seed, overwrite=root.exists(), noise=noise)
     return load_demonstrations(root)
 
