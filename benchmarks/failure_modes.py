@@ -6,7 +6,10 @@ Rolls the policy out on the evaluation seeds (the first N of `locksmith eval`'s)
 `locksmith eval` does (its rollout, 8 environments batched, every action through its shield),
 and per episode records whether the named cube was lifted 3 cm and whether it came to rest on
 the named pad while the task was not yet done (placed, gripper still closed). Failures that
-never lift (``episodes - lifted``) are failed grasps.
+never lift (``episodes - lifted``) are failed grasps. For every episode it also keeps the TCP's
+offset from the named cube (base frame, metres) at the first step the gripper counts as closed,
+and how many times the gripper closed; `--validation` uses the validation seeds that horizon
+tuning uses instead of the evaluation seeds, so a diagnosis need not look at reported episodes.
 """
 
 from __future__ import annotations
@@ -25,10 +28,13 @@ def main() -> None:
     parser.add_argument("--robot", required=True)
     parser.add_argument("--episodes", type=int, default=40)
     parser.add_argument("--envs", type=int, default=8)
+    parser.add_argument("--validation", action="store_true", help="validation seeds (from 1.5e9)")
+    parser.add_argument("--json", type=Path, help="write the per-episode records here")
     args = parser.parse_args()
     torch.set_num_threads(1)
 
     from locksmith.evaluate.evaluator import make_shield, shield_filter
+    from locksmith.evaluate.horizon import VALIDATION_SEED_BASE
     from locksmith.evaluate.rollout import EVAL_SEED_BASE, PolicyAgent, rollout
     from locksmith.policy.policy import CrossEmbodimentPolicy
     from locksmith.sim.env import TabletopEnv
@@ -39,6 +45,9 @@ def main() -> None:
     shields = [make_shield(env, policy) for env in envs]
     lifted: dict[int, bool] = {}
     placed: dict[int, bool] = {}
+    closed: dict[int, bool] = {}
+    closes: dict[int, int] = {}
+    offset_at_close: dict[int, list[float]] = {}
 
     def watch(seed: int, env: TabletopEnv) -> None:
         state = env.task_state()
@@ -46,8 +55,14 @@ def main() -> None:
         lifted[seed] = lifted.get(seed, False) or bool(cube[2] > state.object_half + 0.03)
         on_pad = bool(np.all(np.abs(cube[:2] - state.pad_pos[:2]) < PAD_HALF))
         placed[seed] = placed.get(seed, False) or (lifted[seed] and on_pad and bool(cube[2] < state.object_half + 0.01))
+        now = bool(state.closure[0] > state.gripper_threshold[0])
+        if now and not closed.get(seed, False):
+            closes[seed] = closes.get(seed, 0) + 1
+            offset_at_close.setdefault(seed, [round(float(v), 4) for v in state.tcp_pos[0] - cube])
+        closed[seed] = now
 
-    seeds = [EVAL_SEED_BASE + k for k in range(args.episodes)]
+    base = VALIDATION_SEED_BASE if args.validation else EVAL_SEED_BASE
+    seeds = [base + k for k in range(args.episodes)]
     results = rollout(envs, PolicyAgent(policy, args.robot), seeds, action_filter=shield_filter(envs, shields),
                       after_step=watch)
     counts = {
@@ -57,6 +72,10 @@ def main() -> None:
         "placed_not_released": sum(placed[r.seed] and not r.success for r in results),
     }
     print(json.dumps({"checkpoint": str(args.checkpoint), "robot": args.robot, **counts}))
+    if args.json:
+        records = [{"seed": r.seed, "success": bool(r.success), "lifted": lifted[r.seed], "closes": closes.get(r.seed, 0),
+                    "tcp_minus_cube_at_first_close": offset_at_close.get(r.seed)} for r in results]
+        args.json.write_text(json.dumps({"seed_base": base, **counts, "episodes_detail": records}, indent=1))
 
 
 if __name__ == "__main__":

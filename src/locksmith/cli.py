@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from locksmith import __version__
+from locksmith.evaluate.horizon import DEFAULT_TUNE_EPISODES
 
 EXIT_BAD_INPUT = 2
 
@@ -359,7 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads for training (default: torch's own, all cores); 1 when the machine "
                         "is shared: two threads beside another busy process run several times slower")
-    p.add_argument("--tune-episodes", type=int, default=50,
+    p.add_argument("--tune-episodes", type=int, default=DEFAULT_TUNE_EPISODES,
                    help="validation episodes per robot and candidate re-planning horizon, chosen after "
                         "training on the first task (0: keep half a chunk)")
     p.add_argument("--out", required=True, type=Path, help="output folder (data/, policy/, metrics.jsonl)")
