@@ -8,7 +8,8 @@ and per episode records whether the named cube was lifted 3 cm and whether it ca
 the named pad while the task was not yet done (placed, gripper still closed). Failures that
 never lift (``episodes - lifted``) are failed grasps. For every episode it also keeps the TCP's
 offset from the named cube (base frame, metres) at the first step the gripper counts as closed,
-and how many times the gripper closed; `--validation` uses the validation seeds that horizon
+how many times the gripper closed, and whether it held the cube (gripper closed, jaws stopped
+short of shut, TCP within 2 cm of the cube's centre) yet never lifted it: a stall after the grasp; `--validation` uses the validation seeds that horizon
 tuning uses instead of the evaluation seeds, so a diagnosis need not look at reported episodes.
 """
 
@@ -20,6 +21,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+
+HELD_CLOSURE = 0.95  # closure below this with the gripper closed: the jaws stopped on something
 
 
 def main() -> None:
@@ -48,6 +52,7 @@ def main() -> None:
     closed: dict[int, bool] = {}
     closes: dict[int, int] = {}
     offset_at_close: dict[int, list[float]] = {}
+    held: dict[int, bool] = {}  # closed on the named cube: jaws stopped short of shut, TCP at the cube
 
     def watch(seed: int, env: TabletopEnv) -> None:
         state = env.task_state()
@@ -60,6 +65,8 @@ def main() -> None:
             closes[seed] = closes.get(seed, 0) + 1
             offset_at_close.setdefault(seed, [round(float(v), 4) for v in state.tcp_pos[0] - cube])
         closed[seed] = now
+        at_cube = bool(np.linalg.norm(state.tcp_pos[0] - cube) < 0.02)
+        held[seed] = held.get(seed, False) or bool(now and state.closure[0] < HELD_CLOSURE and at_cube)
 
     base = VALIDATION_SEED_BASE if args.validation else EVAL_SEED_BASE
     seeds = [base + k for k in range(args.episodes)]
@@ -70,10 +77,12 @@ def main() -> None:
         "success": sum(r.success for r in results),
         "lifted": sum(lifted[r.seed] for r in results),
         "placed_not_released": sum(placed[r.seed] and not r.success for r in results),
+        "held_not_lifted": sum(held.get(r.seed, False) and not lifted[r.seed] for r in results),
     }
     print(json.dumps({"checkpoint": str(args.checkpoint), "robot": args.robot, **counts}))
     if args.json:
         records = [{"seed": r.seed, "success": bool(r.success), "lifted": lifted[r.seed], "closes": closes.get(r.seed, 0),
+                    "held": held.get(r.seed, False),
                     "tcp_minus_cube_at_first_close": offset_at_close.get(r.seed)} for r in results]
         args.json.write_text(json.dumps({"seed_base": base, **counts, "episodes_detail": records}, indent=1))
 

@@ -134,9 +134,10 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
     try:
         train_config = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                                    checkpoint_every=args.checkpoint_every)
-        noise = {} if args.demo_noise is None else {"demo_noise": args.demo_noise}
-        recipe = PriorRecipe(robots=tuple(robots), tasks=tuple(tasks), demos_per_robot=args.demos_per_robot,
-                             weights=weights, temperature=args.temperature, **noise)
+        given = {k: v for k, v in (("demo_noise", args.demo_noise), ("demos_per_robot", args.demos_per_robot))
+                 if v is not None}  # the rest: PriorRecipe's defaults
+        recipe = PriorRecipe(robots=tuple(robots), tasks=tuple(tasks), weights=weights,
+                             temperature=args.temperature, **given)
         summary = run_pretrain(recipe, train_config, args.out, datasets=_split(args.datasets),
                                resume=args.resume)
     except (DatasetError, RecordError, ValueError) as err:
@@ -344,7 +345,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", default=None, help="mixture weights λ_r, one per robot (default: by size)")
     p.add_argument("--temperature", type=float, default=1.0,
                    help="with no --weights, λ_r ∝ frames_r^(1/T) (1: by size, large: uniform)")
-    p.add_argument("--demos-per-robot", type=int, default=200, help="demonstrations per robot and task")
+    p.add_argument("--demos-per-robot", type=int, default=None,
+                   help="demonstrations per robot and task (default: PriorRecipe.demos_per_robot, 400)")
     p.add_argument("--datasets", default=None,
                    help="comma-separated existing LeRobot datasets to use instead of recording")
     p.add_argument("--demo-noise", type=float, default=None,
