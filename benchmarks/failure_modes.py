@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-
 HELD_CLOSURE = 0.95  # closure below this with the gripper closed: the jaws stopped on something
 
 
