@@ -233,6 +233,8 @@ class CrossEmbodimentPolicy(nn.Module):
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, map_location: str = "cpu") -> CrossEmbodimentPolicy:
+        """The policy saved in ``directory``, in eval mode (as LeRobot's policies load): a training
+        loop switches it to train mode itself."""
         directory = Path(directory)
         if not directory.is_dir():
             raise CheckpointError(f"{directory}: checkpoint folder not found")
@@ -269,4 +271,4 @@ class CrossEmbodimentPolicy(nn.Module):
                 texts = json.loads(f.metadata()["instructions"])
                 cache = {t: f.get_tensor(f"instruction_{i}").numpy() for i, t in enumerate(texts)}
             policy.language = InstructionEncoder(cache)
-        return policy
+        return policy.eval()
