@@ -25,6 +25,13 @@ BASE_STANDOFF = 0.72  # m from the base origin to the work, for a mobile base
 PUSH_MAX_LEAD = 0.02  # m the TCP goal may run ahead of the TCP while pushing
 PUSH_LEAD = 0.02  # m the push goal leads the object's far face, so the fingers keep pressing
 NOISE_TIME_S = 0.3  # correlation time of `ExecutionNoise`
+# The gripper phases end once the jaw has settled (its closure moved less than this in one step,
+# after at least GRIP_MIN_STEPS), at the latest after GRIP_MAX_S. A clock-timed wait left several
+# identical states in a row whose next action was sometimes "wait", sometimes "go": a policy that
+# re-plans every step then waited for ever (docs/benchmarks.md, "The settled grasp").
+GRIP_SETTLED = 0.01
+GRIP_MIN_STEPS = 2
+GRIP_MAX_S = 0.5
 NOISE_FREE_PHASES = ("drive", "close", "open")  # the base drives, or the gripper acts: the arm holds still
 
 PHASES = {
@@ -59,6 +66,7 @@ class ScriptedExpert:
         self.phases = (("drive",) if env.rig.base_joints else ()) + PHASES[env.task.name]
         self.phase = 0
         self.wait = 0
+        self.jaw_before = float("nan")  # the arm's closure one step ago, in a gripper phase
         self.arm = self._choose_arm()
         self.goal_tcp = env.tcp_base_frame(self.arm)
         self.closure = 0.0
@@ -139,8 +147,11 @@ class ScriptedExpert:
             return
         if name in ("close", "open"):
             self.wait += 1
-            if self.wait * env.dt >= 0.5:
-                self.phase, self.wait = self.phase + 1, 0
+            jaw = env.closure(self.arm)
+            settled = self.wait >= GRIP_MIN_STEPS and abs(jaw - self.jaw_before) < GRIP_SETTLED
+            self.jaw_before = jaw
+            if settled or self.wait * env.dt >= GRIP_MAX_S:
+                self.phase, self.wait, self.jaw_before = self.phase + 1, 0, float("nan")
             return
         if name == "push":
             h = env.scene.object_half
