@@ -346,14 +346,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float, default=1.0,
                    help="with no --weights, λ_r ∝ frames_r^(1/T) (1: by size, large: uniform)")
     p.add_argument("--demos-per-robot", type=int, default=None,
-                   help="demonstrations per robot and task (default: PriorRecipe.demos_per_robot, 400)")
+                   help="demonstrations per robot and task (default: PriorRecipe.demos_per_robot, 200)")
     p.add_argument("--datasets", default=None,
                    help="comma-separated existing LeRobot datasets to use instead of recording")
     p.add_argument("--demo-noise", type=float, default=None,
                    help="DART-style execution noise (m) of the demonstrations recorded: the robot runs the "
                         "expert's command with a perturbed TCP goal, the clean one is recorded (default: "
                         "PriorRecipe.demo_noise, 0: none)")
-    p.add_argument("--steps", type=int, default=15000, help="optimizer steps (default 15000: ~55 min on one core, ~33 min on two)")
+    p.add_argument("--steps", type=int, default=5000, help="optimizer steps (default 5000: ~22 min on one core)")
     p.add_argument("--batch-size", type=int, default=256, help="samples per step (all processes)")
     p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (AdamW)")
     p.add_argument("--seed", type=int, default=0, help="seed of initialization and sampling")

@@ -24,9 +24,9 @@ log = logging.getLogger(__name__)
 class PriorRecipe:
     robots: tuple[str, ...] = ("panda", "ur5e", "vx300s", "z1")
     tasks: tuple[str, ...] = ("pick_place",)
-    # 400 (200 until 2026-12-02): on the bundled pool the Z1 reached 84 % closed loop with 400, 83 % with 200, and 88 %
-    # against 82 % on validation episodes (docs/benchmarks.md, priors G and H).
-    demos_per_robot: int = 400
+    # 200: with the settled grasp and 5,000 steps, every pool robot is at 99-100 % closed loop and
+    # the Z1 at 91 % (docs/benchmarks.md, prior J; 400 demos and 15,000 steps gave it 84 %).
+    demos_per_robot: int = 200
     weights: dict[str, float] | None = None
     temperature: float = 1.0
     # DART-style execution noise (m) for the demonstrations the recipe records
