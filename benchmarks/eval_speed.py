@@ -53,7 +53,7 @@ def main() -> None:
         physics[0] += time.perf_counter() - t0
 
     mujoco.mj_step = timed_step  # the environment calls mujoco.mj_step once per control step
-    trained = CrossEmbodimentPolicy.from_pretrained(args.checkpoint).eval() if args.checkpoint else None
+    trained = CrossEmbodimentPolicy.from_pretrained(args.checkpoint) if args.checkpoint else None
     print(f"{args.envs} envs on 1 core, shield on, policy: {args.checkpoint or 'random weights'}\n")
     print("| robot | control steps/s | inference | physics | rest | physics-only bound (steps/s) |")
     print("|---|---|---|---|---|---|")

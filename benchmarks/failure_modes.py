@@ -9,8 +9,9 @@ the named pad while the task was not yet done (placed, gripper still closed). Fa
 never lift (``episodes - lifted``) are failed grasps. For every episode it also keeps the TCP's
 offset from the named cube (base frame, metres) at the first step the gripper counts as closed,
 how many times the gripper closed, and whether it held the cube (gripper closed, jaws stopped
-short of shut, TCP within 2 cm of the cube's centre) yet never lifted it: a stall after the grasp; `--validation` uses the validation seeds that horizon
-tuning uses instead of the evaluation seeds, so a diagnosis need not look at reported episodes.
+short of shut, TCP within 2 cm of the cube's centre) yet never lifted it: a stall after the
+grasp. `--validation` uses the validation seeds that horizon tuning uses instead of the
+evaluation seeds, so a diagnosis need not look at reported episodes.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def main() -> None:
     from locksmith.sim.env import TabletopEnv
     from locksmith.sim.tasks import PAD_HALF
 
-    policy = CrossEmbodimentPolicy.from_pretrained(args.checkpoint).eval()
+    policy = CrossEmbodimentPolicy.from_pretrained(args.checkpoint)
     envs = [TabletopEnv(args.robot, "pick_place") for _ in range(args.envs)]
     shields = [make_shield(env, policy) for env in envs]
     lifted: dict[int, bool] = {}

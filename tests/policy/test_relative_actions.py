@@ -99,7 +99,8 @@ def test_predicted_chunk_is_the_head_output_plus_the_current_joint_state():
 def test_save_load_reproduces_relative_actions_exactly(tmp_path):
     policy = _policy(True)
     policy.save_pretrained(tmp_path / "ckpt")
-    again = CrossEmbodimentPolicy.from_pretrained(tmp_path / "ckpt").eval()
+    again = CrossEmbodimentPolicy.from_pretrained(tmp_path / "ckpt")
+    assert not again.training  # loaded for inference, as LeRobot's policies are
     assert again.config == policy.config and again.config.embodiment("panda").relative_actions
     state, env = np.random.default_rng(2).normal(size=(3, 8)), np.random.default_rng(3).normal(size=(3, 37))
     a = policy.predict_action_chunk("panda", state, env, ["t"] * 3)

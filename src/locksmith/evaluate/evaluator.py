@@ -94,7 +94,7 @@ def load_policy(checkpoint: str | Path, robot: str):
         return load_act_peer(checkpoint, robot)
     from locksmith.policy.policy import CrossEmbodimentPolicy
 
-    return CrossEmbodimentPolicy.from_pretrained(checkpoint).eval()
+    return CrossEmbodimentPolicy.from_pretrained(checkpoint)
 
 
 def make_agent(policy, robot: str, n_action_steps: int | None = None):

@@ -1,9 +1,10 @@
 """Choose each robot's re-planning horizon (``n_action_steps``) on validation episodes.
 
 A policy predicts a chunk of about one second and executes its first ``n_action_steps`` open
-loop before predicting again. The best horizon depends on the robot and its data: on the bundled pool the ViperX fails when
-it re-plans every step and the Panda does best with half a chunk, while the Z1 needed fresh
-predictions until its demonstrations had the settled grasp (docs/benchmarks.md). Training
+loop before predicting again. The best horizon depends on the robot and its data: on the
+bundled pool the ViperX fails when it re-plans every step and the Panda does best with half a
+chunk, while the Z1 needed fresh predictions until its demonstrations had the settled grasp
+(docs/benchmarks.md). Training
 never reads the horizon, so it can be chosen after training, closed loop, and written into the
 checkpoint's config.
 

@@ -30,7 +30,7 @@ def offline_action_error(checkpoint: str | Path, dataset: str | Path, holdout_fr
                          max_frames: int = 5000) -> dict:
     """Offline action error of a checkpoint (ours or an ACT peer folder) on ``dataset``'s held-out episodes."""
     peer = load_act_peer(checkpoint) if is_act_checkpoint(checkpoint) else None
-    policy = CrossEmbodimentPolicy.from_pretrained(checkpoint).eval() if peer is None else None
+    policy = CrossEmbodimentPolicy.from_pretrained(checkpoint) if peer is None else None
     demos = load_demonstrations(dataset)
     robot = demos.spec.name
     robots = [peer.robot] if peer is not None else sorted(policy.stems)

@@ -66,7 +66,7 @@ class ScriptedExpert:
         self.phases = (("drive",) if env.rig.base_joints else ()) + PHASES[env.task.name]
         self.phase = 0
         self.wait = 0
-        self.jaw_before = float("nan")  # the arm's closure one step ago, in a gripper phase
+        self.jaw_before = 0.0  # the arm's closure one step ago, in a gripper phase (read from its 2nd step)
         self.arm = self._choose_arm()
         self.goal_tcp = env.tcp_base_frame(self.arm)
         self.closure = 0.0
@@ -151,7 +151,7 @@ class ScriptedExpert:
             settled = self.wait >= GRIP_MIN_STEPS and abs(jaw - self.jaw_before) < GRIP_SETTLED
             self.jaw_before = jaw
             if settled or self.wait * env.dt >= GRIP_MAX_S:
-                self.phase, self.wait, self.jaw_before = self.phase + 1, 0, float("nan")
+                self.phase, self.wait = self.phase + 1, 0
             return
         if name == "push":
             h = env.scene.object_half
