@@ -40,8 +40,15 @@ log = logging.getLogger(__name__)
 TRAINING_STATE = "training_state.pt"
 
 
+SCHEDULES = ("cosine", "constant")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
+    """One training recipe: steps, batch, AdamW (lr, weight decay), linear warm-up then the
+    ``schedule`` (``cosine`` decay to zero, or ``constant``), and gradient clipping (0: none).
+    Every arm of an audit (ours and LeRobot's ACT) trains with the same recipe."""
+
     steps: int = 3000
     batch_size: int = 256
     lr: float = 1e-3
@@ -51,19 +58,27 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every: int = 500
     log_every: int = 25
+    schedule: str = "cosine"
 
     def __post_init__(self) -> None:
         for f in ("steps", "batch_size", "checkpoint_every", "log_every"):
             if getattr(self, f) < 1:
                 raise ValueError(f"{f}={getattr(self, f)} must be >= 1")
-        if self.lr <= 0:
-            raise ValueError(f"lr={self.lr} must be > 0")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr={self.lr} must be a finite number > 0")
+        if self.warmup_steps < 0 or self.grad_clip < 0 or self.weight_decay < 0:
+            raise ValueError(f"warmup_steps={self.warmup_steps}, grad_clip={self.grad_clip} and "
+                             f"weight_decay={self.weight_decay} must be >= 0")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule={self.schedule!r}; known schedules: {', '.join(SCHEDULES)}")
 
 
 def lr_lambda(config: TrainConfig) -> Callable[[int], float]:
     def f(step: int) -> float:
         if step < config.warmup_steps:
             return (step + 1) / config.warmup_steps
+        if config.schedule == "constant":
+            return 1.0
         progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
         return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
