@@ -1,6 +1,5 @@
-"""The audit's statistics against plain-numpy references and synthetic curves with known answers."""
+"""Crossings, the arm containers and the joint bootstrap, checked against answers known by hand."""
 
-import json
 import math
 
 import numpy as np
@@ -11,94 +10,51 @@ from hypothesis import strategies as st
 from locksmith.audit import stats
 from locksmith.audit.stats import (
     ArmResults,
-    adaptation_gain,
     arm_curve,
-    bootstrap_demos_to_threshold,
+    crossing_interval,
     demos_to_threshold,
     isotonic_fit,
-    negative_transfer,
-    stronger_arm,
-    wallclock_gain,
+    joint_replicate_curves,
 )
 
-BUDGETS = (2, 5, 10, 20, 40, 80)
+KEYS = tuple(f"nominal/{2000000000 + i}" for i in range(6))
 
 
-# ---- plain-numpy references -------------------------------------------------------------------
-
-
-def reference_isotonic(x, y, w=None):
-    """Non-decreasing least-squares fit by the min-max formula: f_i = max_{j<=i} min_{k>=i} mean(y[j..k])."""
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    w = np.ones_like(y) if w is None else np.asarray(w, float)
-    ux = np.unique(x)
-    uw = np.array([w[x == v].sum() for v in ux])
-    uy = np.array([(w * y)[x == v].sum() for v in ux]) / uw
-    n = ux.size
-    fit = np.array([max(min(np.dot(uw[j:k + 1], uy[j:k + 1]) / uw[j:k + 1].sum() for k in range(i, n))
-                        for j in range(i + 1)) for i in range(n)])
-    return np.array([fit[np.searchsorted(ux, v)] for v in x])
-
-
-def reference_crossing(budgets, values, threshold, higher_is_better=True):
-    """(demos or None, status) by a direct loop over the reference fit."""
-    sign = 1.0 if higher_is_better else -1.0
-    b = np.asarray(budgets, float)
-    fit_all = reference_isotonic(np.log(b), sign * np.asarray(values, float))
-    ub = np.unique(b)
-    fit = np.array([fit_all[b == v][0] for v in ub])
-    t = sign * threshold
-    tolerance = 1e-9 * max(1.0, abs(t))  # values within rounding of the threshold have reached it
-    if fit[0] >= t - tolerance:
-        return ub[0], "at_or_below_min"
-    for i in range(1, ub.size):
-        if fit[i] >= t - tolerance:
-            f = min(1.0, (t - fit[i - 1]) / (fit[i] - fit[i - 1]))
-            return math.exp(math.log(ub[i - 1]) + f * (math.log(ub[i]) - math.log(ub[i - 1]))), "reached"
-    return None, "not_reached"
+def constant_arm(name, curve, seeds=3, keys=KEYS):
+    """Every episode of every seed at budget b scores curve[b]: each replicate equals the point estimate."""
+    return ArmResults(name, {b: {s: [v] * len(keys) for s in range(seeds)} for b, v in curve.items()}, keys)
 
 
 def logistic(n, centre, slope=3.0):
     return 1.0 / (1.0 + np.exp(-(np.log(n) - np.log(centre)) * slope))
 
 
-def sampled_arm(name, centre, rng, seeds=4, episodes=200, budgets=BUDGETS, seconds_per_demo=None):
-    """Bernoulli episodes from the logistic success curve."""
-    runs = {b: [(rng.random(episodes) < logistic(b, centre)).astype(float) for _ in range(seeds)] for b in budgets}
-    seconds = None if seconds_per_demo is None else {b: [seconds_per_demo * b] * seeds for b in budgets}
-    return ArmResults(name, runs, train_seconds=seconds)
-
-
-def exact_arm(name, rate, seeds=2, episodes=200, budgets=BUDGETS, seconds_per_demo=None):
-    """Episodes whose success fraction is exactly round(rate(b) * episodes) / episodes at each budget."""
-    runs = {}
-    for b in budgets:
-        k = int(round(float(rate(b)) * episodes))
-        runs[b] = [np.r_[np.ones(k), np.zeros(episodes - k)] for _ in range(seeds)]
-    seconds = None if seconds_per_demo is None else {b: [seconds_per_demo * b] * seeds for b in budgets}
-    return ArmResults(name, runs, train_seconds=seconds)
-
-
 # ---- isotonic_fit -----------------------------------------------------------------------------
 
-samples = st.integers(1, 9).flatmap(lambda n: st.tuples(
+
+def min_max_isotonic(x, y, w):
+    """The isotonic fit's closed form (not PAVA): f_i = max_{j<=i} min_{k>=i} weighted mean of y[j..k]."""
+    ux = np.unique(x)
+    uw = np.array([w[x == v].sum() for v in ux])
+    uy = np.array([(w * y)[x == v].sum() for v in ux]) / uw
+    n = ux.size
+    fit = [max(min(np.dot(uw[j:k + 1], uy[j:k + 1]) / uw[j:k + 1].sum() for k in range(i, n)) for j in range(i + 1))
+           for i in range(n)]
+    return np.array([fit[np.searchsorted(ux, v)] for v in x])
+
+
+samples = st.integers(1, 8).flatmap(lambda n: st.tuples(
     st.lists(st.integers(0, 5), min_size=n, max_size=n),  # small range: ties in x happen
     st.lists(st.floats(-10, 10), min_size=n, max_size=n),
     st.lists(st.floats(0.1, 5), min_size=n, max_size=n)))
 
 
-@settings(max_examples=150, deadline=None, derandomize=True)
-@given(samples, st.booleans())
-def test_isotonic_matches_reference_and_properties(sample, increasing):
+@settings(max_examples=100, deadline=None, derandomize=True)
+@given(samples)
+def test_isotonic_fit_is_the_min_max_formula(sample):
     x, y, w = (np.asarray(a, float) for a in sample)
-    fit = isotonic_fit(x, y, w, increasing=increasing)
-    expected = reference_isotonic(x, y, w) if increasing else -reference_isotonic(x, -y, w)
-    np.testing.assert_allclose(fit, expected, atol=1e-9)
-    order = np.argsort(x, kind="stable")
-    steps = np.diff(fit[order]) * (1 if increasing else -1)
-    assert np.all(steps >= -1e-9)
-    assert np.dot(w, fit) == pytest.approx(np.dot(w, y), abs=1e-8)  # same weighted mean
-    np.testing.assert_allclose(isotonic_fit(x, fit, w, increasing=increasing), fit, atol=1e-9)  # idempotent
+    np.testing.assert_allclose(isotonic_fit(x, y, w), min_max_isotonic(x, y, w), atol=1e-9)
+    np.testing.assert_allclose(isotonic_fit(x, y, w, increasing=False), -min_max_isotonic(x, -y, w), atol=1e-9)
 
 
 def test_isotonic_pools_violators_and_ties():
@@ -107,284 +63,220 @@ def test_isotonic_pools_violators_and_ties():
     np.testing.assert_allclose(isotonic_fit([1, 2], [1.0, 3.0], weights=[3, 1], increasing=False), [1.5, 1.5])
 
 
-# ---- demos_to_threshold -----------------------------------------------------------------------
+# ---- demos_to_threshold on hand-made curves ---------------------------------------------------
 
 
-@settings(max_examples=150, deadline=None, derandomize=True)
-@given(st.lists(st.tuples(st.sampled_from([1, 2, 3, 5, 8, 13, 21, 50]), st.floats(0, 1)), min_size=1, max_size=8),
-       st.floats(0.05, 0.95), st.booleans())
-def test_crossing_matches_reference(points, threshold, higher_is_better):
-    budgets, values = zip(*points)
-    crossing = demos_to_threshold(budgets, values, threshold, higher_is_better)
-    demos, status = reference_crossing(budgets, values, threshold, higher_is_better)
-    assert crossing.status == status
-    if demos is None:
-        assert crossing.demos is None and crossing.lower_bound == max(budgets)
-    else:
-        assert crossing.demos == pytest.approx(demos, rel=1e-9)
-        assert min(budgets) <= crossing.demos <= max(budgets)
+@pytest.mark.parametrize(("budgets", "values", "threshold", "demos"), [
+    ([10, 40], [0.25, 0.75], 0.5, 20.0),  # halfway in log-demos: the geometric mean
+    ([5, 10, 20, 40], [0.1, 0.3, 0.6, 0.9], 0.5, 10 * 2 ** (2 / 3)),  # 2/3 of the way from 10 to 20
+    ([40, 5, 20, 10], [0.9, 0.1, 0.6, 0.3], 0.5, 10 * 2 ** (2 / 3)),  # any order
+    ([5, 10, 20, 40], [0.2, 0.6, 0.4, 0.8], 0.35, math.sqrt(50)),  # 0.6, 0.4 pooled to 0.5
+    ([5, 10, 20, 40], [0.2, 0.6, 0.4, 0.8], 0.5, 10.0),  # the pooled 0.5 reaches it at 10
+    ([5, 10, 10, 20], [0.2, 0.4, 0.6, 0.9], 0.35, math.sqrt(50)),  # repeated budget pooled to 0.5
+])
+def test_crossing_on_hand_made_curves(budgets, values, threshold, demos):
+    crossing = demos_to_threshold(budgets, values, threshold)
+    assert crossing.status == "reached" and crossing.demos == pytest.approx(demos, rel=1e-12)
 
 
-def test_crossing_noiseless_logistic_is_exact():
+def test_crossing_of_noiseless_logistic_is_its_centre():
     budgets = np.array([5, 10, 20, 40, 80])
-    crossing = demos_to_threshold(budgets, logistic(budgets, 20), 0.5)
-    assert crossing.status == "reached" and crossing.demos == pytest.approx(20, rel=1e-12)
-    # linear in log-demos: halfway from 0.25 to 0.75 between 10 and 40 is their geometric mean
-    crossing = demos_to_threshold([10, 40], [0.25, 0.75], 0.5)
-    assert crossing.demos == pytest.approx(20, rel=1e-12)
+    assert demos_to_threshold(budgets, logistic(budgets, 20), 0.5).demos == pytest.approx(20, rel=1e-12)
 
 
-def test_crossing_order_and_duplicates():
-    shuffled = demos_to_threshold([40, 5, 20, 10], [0.9, 0.1, 0.6, 0.3], 0.5)
-    assert shuffled.demos == pytest.approx(demos_to_threshold([5, 10, 20, 40], [0.1, 0.3, 0.6, 0.9], 0.5).demos)
-    pooled = demos_to_threshold([5, 5, 10], [0.0, 1.0, 1.0], 0.5)  # 5 → mean 0.5 reaches it
-    assert pooled.status == "at_or_below_min" and pooled.demos == 5 and pooled.upper_bound == 5
-
-
-def test_crossing_censored_statuses():
+def test_crossing_censored_statuses_and_lower_is_better():
     at_min = demos_to_threshold([5, 10], [0.8, 0.9], 0.5)
     assert (at_min.status, at_min.demos, at_min.upper_bound, at_min.lower_bound) == ("at_or_below_min", 5, 5, None)
     never = demos_to_threshold([5, 10], [0.1, 0.2], 0.5)
-    assert (never.status, never.demos, never.lower_bound) == ("not_reached", None, 10)
+    assert (never.status, never.demos, never.lower_bound, never.demos_or_bound) == ("not_reached", None, 10, 10)
     error = demos_to_threshold([5, 10, 20], [0.9, 0.5, 0.1], 0.3, higher_is_better=False)
-    assert error.status == "reached" and error.demos == pytest.approx(math.exp(math.log(10) + 0.5 * math.log(2)))
+    assert error.status == "reached" and error.demos == pytest.approx(math.sqrt(200))
+    assert demos_to_threshold([5, 10, 10], [0.0, 0.0, 1.0], 0.5).status == "reached"  # 10 pools to exactly 0.5
+    assert never.to_dict() == {"demos": None, "status": "not_reached", "lower_bound": 10, "upper_bound": None}
 
 
-def test_sampled_logistic_estimate_and_ci_cover_twenty():
-    rng = np.random.default_rng(1)
-    arm = sampled_arm("scratch", 20, rng, seeds=5, episodes=400, budgets=(5, 10, 20, 40, 80))
-    point = stats.arm_crossing(arm, 0.5)
-    assert point.status == "reached" and point.demos == pytest.approx(20, rel=0.05)
-    reps = bootstrap_demos_to_threshold(arm, 0.5, n_boot=1000, rng=np.random.default_rng(0))
-    lo, hi = np.percentile(reps.demos, [2.5, 97.5])
-    assert lo < 20 < hi and hi / lo < 1.5
-    assert reps.censored_fraction == 0.0
+# ---- ArmResults -------------------------------------------------------------------------------
 
 
-# ---- the bootstrap ----------------------------------------------------------------------------
+def test_arm_results_tables_and_means():
+    keys = ["nominal/1", "nominal/2"]
+    arm = ArmResults("lora", {20: {7: [1, 1], 3: [0, 1]}, 5: {3: [0, 0], 7: [1, 0]}}, keys,
+                     train_seconds={5: {3: 10.0, 7: 30.0}, 20: {3: 40.0, 7: 60.0}})
+    assert arm.budgets.tolist() == [5.0, 20.0] and arm.seeds == (3, 7) and arm.n_seeds == 2
+    assert arm.kind == "episodes" and arm.episode_keys == ("nominal/1", "nominal/2")
+    assert arm.outcomes.shape == (2, 2, 2) and arm.outcomes[1].tolist() == [[0, 1], [1, 1]]  # seed 3, then 7
+    assert arm.run_means(5).tolist() == [0.0, 0.5] and arm.run_means(20).tolist() == [0.5, 1.0]
+    assert arm.mean_curve().tolist() == [0.25, 0.75]
+    assert arm.mean_train_seconds().tolist() == [20.0, 50.0]
+    scalar = ArmResults("act", {10: {0: 0.4, 1: 0.2}})
+    assert scalar.kind == "scalar" and scalar.outcomes.shape == (1, 2)
+    assert scalar.mean_curve() == pytest.approx([0.3])
+    with pytest.raises(ValueError):
+        arm.outcomes[0, 0, 0] = 5.0  # read-only: the validated table cannot drift
 
 
-def test_two_level_bootstrap_variance_matches_formula():
-    """Var of the replicate mean = (var_ddof0(seed means) + mean(within-seed var / E)) / S."""
-    rng = np.random.default_rng(2)
-    runs = [(rng.random(e) < p).astype(float) for e, p in ((30, 0.2), (50, 0.5), (80, 0.7))]
-    arm = ArmResults("lora", {10: runs})
-    means = np.array([r.mean() for r in runs])
-    expected = (means.var() + np.mean([r.var() / r.size for r in runs])) / len(runs)
-    replicates = stats._replicate_curves(arm, 8000, np.random.default_rng(0))[:, 0]
-    assert replicates.var() == pytest.approx(expected, rel=0.08)
-    scalar = ArmResults("act", {10: [0.1, 0.4, 0.2, 0.9, 0.5]})
-    scalar_reps = stats._replicate_curves(scalar, 8000, np.random.default_rng(0))[:, 0]
-    assert scalar_reps.var() == pytest.approx(np.var([0.1, 0.4, 0.2, 0.9, 0.5]) / 5, rel=0.08)
-
-
-def test_shared_seed_draw_keeps_budgets_correlated():
-    seed_effect = np.array([-0.2, 0.0, 0.1, 0.3])
-    runs = {b: list(0.01 * b + seed_effect) for b in (5, 10, 20)}
-    shared = stats._replicate_curves(ArmResults("s", runs), 2000, np.random.default_rng(0))
-    independent = stats._replicate_curves(ArmResults("s", runs, same_seeds_at_every_budget=False), 2000,
-                                          np.random.default_rng(0))
-    assert np.corrcoef(shared[:, 0], shared[:, 2])[0, 1] == pytest.approx(1.0)
-    assert abs(np.corrcoef(independent[:, 0], independent[:, 2])[0, 1]) < 0.1
-
-
-def test_arm_curve_mean_and_ci():
-    rng = np.random.default_rng(3)
-    arm = sampled_arm("scratch", 20, rng, seeds=3, episodes=300, budgets=(5, 20, 80))
-    curve = arm_curve(arm, n_boot=1000, seed=0)
-    expected = [np.mean([r.mean() for r in arm.runs[b]]) for b in (5, 20, 80)]
-    np.testing.assert_allclose(curve.mean, expected)
-    assert np.all(curve.ci95_low <= curve.mean) and np.all(curve.mean <= curve.ci95_high)
-    assert np.all(curve.ci95_low < logistic(np.array([5, 20, 80]), 20))
-    assert np.all(logistic(np.array([5, 20, 80]), 20) < curve.ci95_high)
-    assert curve.to_dict()["budgets"] == [5, 20, 80] and curve.n_seeds == (3, 3, 3)
-
-
-def test_from_success_counts_matches_episode_arrays():
-    arm = ArmResults.from_success_counts("scratch", {5: [(1, 4), (3, 4)], 10: [(4, 4), (2, 4)]})
-    np.testing.assert_allclose(arm.mean_curve(), [0.5, 0.75])
-    assert arm.kind == "episodes"
-
-
-# ---- adaptation_gain --------------------------------------------------------------------------
-
-
-def test_gain_of_eight_from_sampled_curves():
-    rng = np.random.default_rng(4)
-    scratch, adapted = sampled_arm("scratch", 40, rng), sampled_arm("lora", 5, rng)
-    gain = adaptation_gain(scratch, adapted, 0.5, n_boot=1000, seed=0)
-    assert not gain.is_lower_bound and not gain.is_upper_bound
-    assert gain.value == pytest.approx(8, rel=0.1)
-    assert gain.ci95[0] < 8 < gain.ci95[1]
-    assert gain.value == pytest.approx(gain.scratch.demos / gain.adapted.demos)
-    assert gain.text == f"{gain.value:.1f}x [{gain.ci95[0]:.1f}, {gain.ci95[1]:.1f}]"
-    data = json.loads(json.dumps(gain.to_dict()))
-    assert set(data) == {"value", "ci95", "is_lower_bound", "is_upper_bound", "text", "quantity", "threshold",
-                         "higher_is_better", "n_boot", "ci_censored_fraction", "scratch_cost", "adapted_cost",
-                         "scratch", "adapted"}
-    assert data["scratch"] == {"demos": gain.scratch.demos, "status": "reached", "lower_bound": None,
-                               "upper_bound": None}
-    assert adaptation_gain(scratch, adapted, 0.5, n_boot=1000, seed=0).to_dict() == gain.to_dict()
-
-
-def test_scratch_never_reaching_gives_lower_bound():
-    scratch = exact_arm("scratch", lambda n: 0.0)
-    adapted = exact_arm("lora", lambda n: logistic(n, 5))
-    gain = adaptation_gain(scratch, adapted, 0.5, n_boot=300)
-    assert gain.is_lower_bound and not gain.is_upper_bound
-    assert gain.scratch.status == "not_reached" and gain.adapted.status == "reached"
-    assert gain.value == pytest.approx(80 / gain.adapted.demos) and gain.adapted.demos == pytest.approx(5)
-    assert gain.text.startswith("> ") and "scratch did not reach the threshold within 80 demos" in gain.text
-    assert gain.ci_censored_fraction == 1.0
-
-
-def test_adapted_at_smallest_budget_gives_lower_bound():
-    scratch = exact_arm("scratch", lambda n: logistic(n, 40))
-    adapted = exact_arm("lora", lambda n: 1.0)
-    gain = adaptation_gain(scratch, adapted, 0.5, n_boot=300)
-    assert gain.adapted.status == "at_or_below_min" and gain.adapted.demos == 2
-    assert gain.is_lower_bound and gain.value == pytest.approx(40 / 2)
-    assert gain.text.startswith("> ")
-
-
-def test_adapted_never_reaching_gives_upper_bound():
-    gain = adaptation_gain(exact_arm("scratch", lambda n: logistic(n, 10)), exact_arm("lora", lambda n: 0.1),
-                           0.5, n_boot=300)
-    assert gain.is_upper_bound and not gain.is_lower_bound
-    assert gain.value == pytest.approx(10 / 80)
-    assert gain.text.startswith("< ") and "adapted arm never reached" in gain.text
-
-
-@pytest.mark.parametrize(("scratch_rate", "adapted_rate", "words"), [
-    (0.0, 0.1, "neither arm reached"),
-    (1.0, 1.0, "both arms were already at the threshold"),
+@pytest.mark.parametrize(("make", "words"), [
+    (lambda: ArmResults("s", {}), "runs"),
+    (lambda: ArmResults("s", {0: {0: 0.5}}), "budgets"),
+    (lambda: ArmResults("s", {5: {}}), r"runs\[5.0\]"),
+    (lambda: ArmResults("s", {5: [0.5]}), "training seed"),
+    (lambda: ArmResults("s", {5: {0: 0.5, 1: 0.5}, 10: {0: 0.5, 2: 0.5}}), r"seeds \[0, 2\].*\[0, 1\]"),
+    (lambda: ArmResults("s", {5: {0: [1.0, 0.0]}}), "no episode_keys"),
+    (lambda: ArmResults("s", {5: {0: [1.0, 0.0]}}, ("a", "b", "c")), "3 finite per-episode outcomes"),
+    (lambda: ArmResults("s", {5: {0: [1.0, np.nan]}}, ("a", "b")), "finite"),
+    (lambda: ArmResults("s", {5: {0: 0.5}}, ("a",)), "per-episode"),
+    (lambda: ArmResults("s", {5: {0: [1.0, 0.0]}}, ("a", "a")), "unique"),
+    (lambda: ArmResults("s", {5: {0: 0.5}}, "ab"), "episode_keys"),
+    (lambda: ArmResults("s", {5: {0.5: 0.5}}), "integers"),
+    (lambda: ArmResults("", {5: {0: 0.5}}), "name"),
+    (lambda: ArmResults("s", {5: {0: 0.5}}, train_seconds={5: {0: 0.0}}), "positive"),
+    (lambda: ArmResults("s", {5: {0: 0.5}}, train_seconds={10: {0: 1.0}}), "train_seconds"),
+    (lambda: ArmResults("s", {5: {0: 0.5}}, train_seconds={5: {1: 1.0}}), "seeds"),
 ])
-def test_undefined_gain(scratch_rate, adapted_rate, words):
-    gain = adaptation_gain(exact_arm("scratch", lambda n: scratch_rate), exact_arm("lora", lambda n: adapted_rate),
-                           0.5, n_boot=100)
-    assert gain.value is None and gain.ci95 is None
-    assert not gain.is_lower_bound and not gain.is_upper_bound
-    assert gain.text.startswith("n/a (") and words in gain.text
-    assert json.loads(json.dumps(gain.to_dict()))["value"] is None
+def test_arm_results_rejects_bad_input(make, words):
+    with pytest.raises(ValueError, match=words):
+        make()
 
 
-def test_lower_is_better_offline_error():
-    rng = np.random.default_rng(5)
-
-    def error_arm(name, centre):  # error 0.3 at `centre` demos, falling as 1/sqrt(n); seed noise 3 %
-        return ArmResults(name, {b: list(0.3 * np.sqrt(centre / b) * np.exp(rng.normal(0, 0.03, 5)))
-                                 for b in BUDGETS})
-
-    scratch, adapted = error_arm("scratch", 40), error_arm("lora", 5)
-    assert scratch.kind == "scalar"
-    gain = adaptation_gain(scratch, adapted, 0.3, higher_is_better=False, n_boot=1000)
-    assert not gain.is_lower_bound and gain.value == pytest.approx(8, rel=0.1)
-    assert gain.ci95[0] < 8 < gain.ci95[1]
-    wrong_way = adaptation_gain(scratch, adapted, 0.3, higher_is_better=True, n_boot=100)
-    assert wrong_way.adapted.status != "reached"  # a decreasing curve read as higher-is-better
+# ---- the joint bootstrap ----------------------------------------------------------------------
 
 
-def test_censored_replicates_are_flagged():
-    # scratch hovers at the threshold at its largest budget: some replicates do not reach it
-    scratch = exact_arm("scratch", lambda n: 0.52 if n == 80 else 0.1, seeds=3, episodes=60)
-    gain = adaptation_gain(scratch, exact_arm("lora", lambda n: logistic(n, 5)), 0.5, n_boot=500)
-    assert gain.scratch.status == "reached" and not gain.is_lower_bound
-    assert 0.05 < gain.ci_censored_fraction < 0.95
-    assert "CI censored" in gain.text
+def test_one_draw_of_seeds_and_episodes_for_every_arm_and_budget():
+    """Probe arms read the draw back: seed probe s scores 1 on seed s only, episode probe e on episode e."""
+    rng = np.random.default_rng(0)
+    n_seeds, keys = 4, KEYS
+    values = rng.normal(size=(n_seeds, len(keys)))
+    arm = ArmResults("lora", {b: dict(enumerate(values + b)) for b in (5, 10, 20)}, keys)
+    seed_probes = [ArmResults(f"seed{s}", {5: {t: [float(t == s)] * len(keys) for t in range(n_seeds)}}, keys)
+                   for s in range(n_seeds)]
+    episode_probes = [ArmResults(f"ep{e}", {5: {t: np.eye(len(keys))[e] for t in range(n_seeds)}}, keys)
+                      for e in range(len(keys))]
+    reps = joint_replicate_curves([arm, *seed_probes, *episode_probes], n_boot=40, seed=3)
+    seed_counts = np.rint(np.hstack(reps[1:1 + n_seeds]) * n_seeds).astype(int)  # (R, S)
+    episode_counts = np.rint(np.hstack(reps[1 + n_seeds:]) * len(keys)).astype(int)  # (R, E)
+    assert np.all(seed_counts.sum(axis=1) == n_seeds) and np.all(episode_counts.sum(axis=1) == len(keys))
+    for r in range(40):  # the replicate is the plain mean over drawn seeds x drawn episodes, at every budget
+        drawn_seeds = np.repeat(np.arange(n_seeds), seed_counts[r])
+        drawn_episodes = np.repeat(np.arange(len(keys)), episode_counts[r])
+        mean = values[np.ix_(drawn_seeds, drawn_episodes)].mean()
+        np.testing.assert_allclose(reps[0][r], [mean + 5, mean + 10, mean + 20], rtol=1e-12)
+    assert np.unique(seed_counts, axis=0).shape[0] > 10  # the draws do vary
 
 
-# ---- wallclock_gain ---------------------------------------------------------------------------
+def test_draw_depends_on_the_seed_only_not_on_the_other_arms():
+    arm = constant_arm("a", {5: 0.2, 10: 0.6}, seeds=4)
+    noisy = ArmResults("b", {5: {s: np.random.default_rng(s).random(len(KEYS)) for s in range(4)}}, KEYS)
+    alone = joint_replicate_curves([noisy], 200, seed=1)[0]
+    np.testing.assert_array_equal(alone, joint_replicate_curves([arm, noisy], 200, seed=1)[1])
+    assert not np.array_equal(alone, joint_replicate_curves([noisy], 200, seed=2)[0])
+    np.testing.assert_allclose(joint_replicate_curves([arm], 50)[0], np.tile([0.2, 0.6], (50, 1)), rtol=1e-12)
 
 
-def test_wallclock_gain_interpolates_seconds():
-    scratch = exact_arm("scratch", lambda n: logistic(n, 40), seconds_per_demo=10.0)
-    adapted = exact_arm("lora", lambda n: logistic(n, 5), seconds_per_demo=3.0)
-    gain = wallclock_gain(scratch, adapted, 0.5, extra_seconds=5.0, n_boot=300)
-    assert gain.quantity == "wall-clock seconds"
-    assert gain.scratch_cost == pytest.approx(400) and gain.adapted_cost == pytest.approx(20)
-    assert gain.value == pytest.approx(20) and not gain.is_lower_bound
-    never = wallclock_gain(exact_arm("scratch", lambda n: 0.0, seconds_per_demo=10.0), adapted, 0.5, n_boot=100)
-    assert never.is_lower_bound and never.value == pytest.approx(800 / 15) and never.text.startswith("> ")
+def test_replicate_variance_is_the_crossed_bootstrap_variance():
+    """Var(a'Vb) with a, b independent multinomial weights: tr(V M_b V' M_a) - (mean)^2, M = E[ww']."""
+    rng = np.random.default_rng(2)
+    values = (rng.random((3, 5)) < 0.5) + rng.normal(0, 0.3, size=(1, 5))  # seed x episode, episode effects
+    arm = ArmResults("lora", {10: dict(enumerate(values))}, KEYS[:5])
+
+    def second_moment(n):  # E[w w'] for w = Multinomial(n, 1/n) / n
+        return (np.eye(n) - 1 / n) / n ** 2 + 1 / n ** 2
+
+    expected = np.trace(values @ second_moment(5) @ values.T @ second_moment(3)) - values.mean() ** 2
+    replicates = joint_replicate_curves([arm], 20000, seed=0)[0][:, 0]
+    assert replicates.mean() == pytest.approx(values.mean(), abs=0.01)
+    assert replicates.var() == pytest.approx(expected, rel=0.05)
+    scalar = ArmResults("act", {10: dict(enumerate([0.1, 0.4, 0.2, 0.9, 0.5]))})  # seeds only
+    scalar_reps = joint_replicate_curves([scalar], 20000, seed=0)[0][:, 0]
+    assert scalar_reps.var() == pytest.approx(np.var([0.1, 0.4, 0.2, 0.9, 0.5]) / 5, rel=0.05)
 
 
-def test_wallclock_needs_seconds():
-    with pytest.raises(ValueError, match="train_seconds"):
-        wallclock_gain(exact_arm("scratch", lambda n: 0.5), exact_arm("lora", lambda n: 0.5), 0.5, n_boot=10)
+def test_joint_bootstrap_covers_the_mean_under_shared_episode_effects():
+    """y = 0.5 + seed effect + episode effect + noise: the joint draw covers 0.5 about 95 % of the time;
+    resampling seeds alone (the episodes' shared difficulty ignored) covers it about half the time."""
+    rng = np.random.default_rng(7)
+    keys = tuple(f"k/{i}" for i in range(30))
+    covered = np.zeros(2)
+    for _ in range(250):
+        y = (0.5 + 0.05 * rng.standard_normal((10, 1)) + 0.2 * rng.standard_normal((1, 30))
+             + 0.1 * rng.standard_normal((10, 30)))
+        joint = ArmResults("joint", {10: dict(enumerate(y))}, keys)
+        seeds_only = ArmResults("seeds", {10: dict(enumerate(y.mean(axis=1)))})
+        for i, arm in enumerate((joint, seeds_only)):
+            (replicates,) = joint_replicate_curves([arm], 400, seed=int(rng.integers(1 << 30)))
+            low, high = np.percentile(replicates, [2.5, 97.5])
+            covered[i] += low <= 0.5 <= high
+    coverage = covered / 250
+    assert 0.88 <= coverage[0] <= 0.99 and coverage[1] < 0.75
 
 
-# ---- negative_transfer ------------------------------------------------------------------------
+@pytest.mark.parametrize(("other", "words"), [
+    (ArmResults("lora", {5: {0: [1.0] * 6, 1: [1.0] * 6, 5: [1.0] * 6}}, KEYS), r"'scratch' has \[0, 1, 2\], 'lora'"),
+    (ArmResults("lora", {5: {s: [1.0] * 6 for s in range(3)}}, KEYS[:5] + ("shifted/9",)),
+     "'nominal/2000000005' only in 'scratch', 'shifted/9' only in 'lora'"),
+    (ArmResults("lora", {5: {s: [1.0] * 6 for s in range(3)}}, KEYS[::-1]), "another order"),
+    (ArmResults("lora", {5: {s: 1.0 for s in range(3)}}), "'lora' has 0"),
+])
+def test_joint_draw_rejects_arms_that_cannot_be_paired(other, words):
+    with pytest.raises(ValueError, match=words):
+        joint_replicate_curves([constant_arm("scratch", {5: 0.5}), other], 10)
 
 
-def test_negative_transfer_flagged_where_adapted_is_clearly_worse():
-    scratch = exact_arm("scratch", lambda n: logistic(n, 10), seeds=4, episodes=100)
-    adapted = exact_arm("lora", lambda n: 0.4, seeds=4, episodes=100)
-    rows = {r["budget"]: r for r in negative_transfer(scratch, adapted, n_boot=1000)}
-    assert list(rows) == list(BUDGETS)
-    for b in (40, 80):
-        assert rows[b]["below"] and rows[b]["negative_transfer"] and rows[b]["ci95"][1] < 0
-    assert not rows[2]["below"] and not rows[2]["negative_transfer"]
-    assert rows[80]["difference"] == pytest.approx(0.4 - rows[80]["scratch_mean"])
+# ---- arm_curve and crossing_interval ----------------------------------------------------------
 
 
-def test_negative_transfer_not_flagged_when_tied_or_not_significant():
-    arm = exact_arm("scratch", lambda n: logistic(n, 10))
-    for row in negative_transfer(arm, arm, n_boot=500):
-        assert row["difference"] == 0 and not row["below"] and not row["negative_transfer"]
-        assert row["ci95"][0] <= 0 <= row["ci95"][1]  # [0, 0] where both are all 0 or all 1
-    close = negative_transfer(exact_arm("s", lambda n: 0.6, seeds=1, episodes=10, budgets=(10,)),
-                              exact_arm("a", lambda n: 0.5, seeds=1, episodes=10, budgets=(10,)), n_boot=500)
-    assert close[0]["below"] and not close[0]["negative_transfer"]
+def test_arm_curve_interval_needs_three_seeds():
+    two = arm_curve(constant_arm("lora", {5: 0.25, 20: 0.75}, seeds=2), n_boot=100)
+    assert two.ci95_low is None and two.ci95_high is None and two.n_seeds == 2
+    assert two.to_dict() == {"budgets": [5, 20], "mean": [0.25, 0.75], "ci95": None, "n_seeds": 2}
+    three = arm_curve(constant_arm("lora", {5: 0.25, 20: 0.75}, seeds=3), n_boot=100).to_dict()
+    assert three["n_seeds"] == 3 and three["mean"] == [0.25, 0.75]
+    np.testing.assert_allclose(three["ci95"], [[0.25, 0.25], [0.75, 0.75]], rtol=1e-12)
 
 
-def test_negative_transfer_lower_is_better():
-    scratch = ArmResults("scratch", {10: [0.10, 0.11, 0.09], 20: [0.05, 0.06, 0.04]})
-    adapted = ArmResults("lora", {10: [0.20, 0.21, 0.19], 20: [0.05, 0.06, 0.04]})
-    rows = negative_transfer(scratch, adapted, higher_is_better=False, n_boot=500)
-    assert rows[0]["below"] and rows[0]["negative_transfer"]
-    assert not rows[1]["below"] and not rows[1]["negative_transfer"]
+def test_arm_curve_of_sampled_logistic_covers_the_truth():
+    rng = np.random.default_rng(3)
+    keys = tuple(f"nominal/{i}" for i in range(300))
+    budgets = (5, 20, 80)
+    arm = ArmResults("scratch", {b: {s: (rng.random(300) < logistic(b, 20)).astype(float) for s in range(3)}
+                                 for b in budgets}, keys)
+    curve = arm_curve(arm, n_boot=1000)
+    truth = logistic(np.array(budgets), 20)
+    assert np.all(curve.ci95_low < truth) and np.all(truth < curve.ci95_high)
+    assert np.all(curve.ci95_high - curve.ci95_low < 0.15)
 
 
-# ---- stronger_arm -----------------------------------------------------------------------------
+def test_crossing_interval_rules():
+    hand = constant_arm("lora", {10: 0.25, 40: 0.75})
+    interval = crossing_interval(hand, 0.5, n_boot=50).to_dict()
+    assert interval["ci95"] == pytest.approx([20.0, 20.0], rel=1e-12)
+    assert (interval["censored_fraction"], interval["n_seeds"]) == (0.0, 3)
+    assert crossing_interval(constant_arm("lora", {10: 0.25, 40: 0.75}, seeds=2), 0.5, n_boot=50).ci95 is None
+    never = crossing_interval(constant_arm("lora", {10: 0.25, 40: 0.3}), 0.5, n_boot=50)
+    assert never.ci95 is None and never.censored_fraction == 1.0
 
 
-def test_stronger_arm_by_demos_then_area():
-    fast, slow = exact_arm("scratch", lambda n: logistic(n, 10)), exact_arm("act", lambda n: logistic(n, 40))
-    choice = stronger_arm({"scratch": fast, "act": slow}, 0.5)
-    assert (choice.name, choice.reason) == ("scratch", "fewer_demos")
-    low, high = exact_arm("scratch", lambda n: 0.2), exact_arm("act", lambda n: 0.3)
-    choice = stronger_arm({"scratch": low, "act": high}, 0.9)
-    assert (choice.name, choice.reason) == ("act", "area_under_curve")
-    assert choice.areas["act"] == pytest.approx(0.3) and choice.areas["scratch"] == pytest.approx(0.2)
-    tie = stronger_arm({"scratch": low, "act": low}, 0.9)
-    assert (tie.name, tie.reason) == ("act", "tie")
-    errors = {"scratch": ArmResults("scratch", {5: [0.5], 10: [0.4]}), "act": ArmResults("act", {5: [0.6], 10: [0.5]})}
-    assert stronger_arm(errors, 0.1, higher_is_better=False).name == "scratch"  # lower error area wins
-
-
-# ---- bad input --------------------------------------------------------------------------------
+def test_crossing_interval_of_sampled_logistic_covers_twenty():
+    rng = np.random.default_rng(1)
+    keys = tuple(f"nominal/{i}" for i in range(300))
+    arm = ArmResults("scratch", {b: {s: (rng.random(300) < logistic(b, 20)).astype(float) for s in range(5)}
+                                 for b in (5, 10, 20, 40, 80)}, keys)
+    assert stats.arm_crossing(arm, 0.5).demos == pytest.approx(20, rel=0.05)
+    interval = crossing_interval(arm, 0.5, n_boot=1000)
+    low, high = interval.ci95
+    assert low < 20 < high and high / low < 1.5 and interval.censored_fraction == 0.0 and interval.n_seeds == 5
 
 
 @pytest.mark.parametrize(("call", "name"), [
     (lambda: demos_to_threshold([], [], 0.5), "budgets"),
     (lambda: demos_to_threshold([0, 5], [0.1, 0.2], 0.5), "budgets"),
-    (lambda: demos_to_threshold([-5, 5], [0.1, 0.2], 0.5), "budgets"),
     (lambda: demos_to_threshold([5, 10], [0.1], 0.5), "values"),
     (lambda: demos_to_threshold([5, 10], [0.1, np.nan], 0.5), "values"),
     (lambda: demos_to_threshold([5, 10], [0.1, 0.2], float("nan")), "threshold"),
     (lambda: isotonic_fit([1, 2], [1, 2], weights=[1, -1]), "weights"),
     (lambda: isotonic_fit([1, 2], [1]), "y"),
-    (lambda: ArmResults("scratch", {}), "runs"),
-    (lambda: ArmResults("scratch", {0: [0.5]}), "runs"),
-    (lambda: ArmResults("scratch", {5: []}), "runs"),
-    (lambda: ArmResults("scratch", {5: [0.5, [1.0, 0.0]]}), "mix"),
-    (lambda: ArmResults("scratch", {5: [0.5], 10: [0.5, 0.6]}), "same_seeds_at_every_budget"),
-    (lambda: ArmResults("scratch", {5: [0.5]}, train_seconds={5: [0.0]}), "train_seconds"),
-    (lambda: adaptation_gain(exact_arm("s", lambda n: 0.5), exact_arm("a", lambda n: 0.5), float("nan")),
-     "threshold"),
-    (lambda: adaptation_gain(exact_arm("s", lambda n: 0.5), exact_arm("a", lambda n: 0.5), 0.5, n_boot=0),
-     "n_boot"),
-    (lambda: negative_transfer(ArmResults("s", {5: [0.5]}), ArmResults("a", {10: [0.5]})), "share none"),
-    (lambda: stronger_arm({}, 0.5), "arms"),
+    (lambda: joint_replicate_curves([], 10), "at least one arm"),
+    (lambda: joint_replicate_curves([constant_arm("a", {5: 0.5})], 0), "n_boot"),
+    (lambda: crossing_interval(constant_arm("a", {5: 0.5}), float("inf")), "threshold"),
 ])
 def test_bad_input_names_the_argument(call, name):
     with pytest.raises(ValueError, match=name):
