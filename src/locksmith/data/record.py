@@ -32,7 +32,11 @@ import numpy as np
 
 from locksmith import __version__
 from locksmith.atomic import remove_stale_temporaries, swap_into_place
-from locksmith.embodiment.registry import install_registrations, load_robot_spec, registrations
+from locksmith.embodiment.registry import (
+    install_registrations,
+    load_robot_spec,
+    registrations,
+)
 from locksmith.embodiment.spec import EmbodimentSpec
 from locksmith.sim.tasks import get_task
 
@@ -195,6 +199,19 @@ def read_locksmith_meta(root: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
+def _expert_version() -> int:
+    from locksmith.sim.expert import (
+        EXPERT_VERSION,  # lazily: the simulator loads MuJoCo
+    )
+
+    return EXPERT_VERSION
+
+
+def expert_version(meta: dict) -> int:
+    """The scripted expert's version a dataset was recorded with; 1 for one recorded before the field."""
+    return int(meta.get("expert_version", 1))
+
+
 def execution_noise(meta: dict) -> float:
     """The execution noise (m) a dataset was recorded with; 0 for one recorded before the field."""
     return float(meta.get("execution_noise_m", 0.0))
@@ -294,6 +311,7 @@ def record_demos(
             "seed": seed,
             "frames_after_success": frames_after_success(spec.control_rate_hz),
             "execution_noise_m": noise,
+            "expert_version": _expert_version(),
         }
         (tmp / SPEC_FILE).write_text(spec.to_yaml())
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2))

@@ -6,7 +6,8 @@ step in lock-step and the policy's inference is batched across them. Evaluation 
 peer folder (`locksmith.train.act_peer`, acted by `ACTAgent`). Results:
 
     {"robot", "task", "agent", "success_rate", "episodes", "ci95": [lo, hi] (Wilson),
-     "per_slice": {slice: {"success_rate", "episodes", "ci95", "shield_interventions"}},
+     "per_slice": {slice: {"success_rate", "episodes", "ci95", "shield_interventions", "failed_seeds",
+                           "seeds": [evaluation seed, ascending], "outcomes": [0/1 per seed]}},
      "shield_interventions": {kind: count}, "mean_episode_seconds", "seeds": [first, last]}
 """
 
@@ -180,9 +181,12 @@ def evaluate(robot: str, task: str, episodes: int, slices: list[str] | None = No
         all_seconds += [s for r in parts for s in r["seconds"]]
         k = int(sum(succ))
         seeds_here = [s for r in parts for s in r["seeds"]]
+        order = np.argsort(seeds_here, kind="stable")  # workers return their chunks in any order
         per_slice[name] = {"success_rate": k / len(succ), "episodes": len(succ),
                            "ci95": list(wilson_interval(k, len(succ))), "shield_interventions": dict(inter),
-                           "failed_seeds": [sd for sd, ok in zip(seeds_here, succ, strict=True) if not ok]}
+                           "failed_seeds": [sd for sd, ok in zip(seeds_here, succ, strict=True) if not ok],
+                           "seeds": [int(seeds_here[i]) for i in order],
+                           "outcomes": [int(bool(succ[i])) for i in order]}
     k = int(sum(all_success))
     return {
         "robot": robot, "task": task, "agent": "expert" if checkpoint is None else str(checkpoint),

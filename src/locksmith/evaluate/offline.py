@@ -1,9 +1,13 @@
 """Offline evaluation for data without a simulator: action error on held-out episodes.
 
 The error is the mean absolute difference between the policy's first predicted action and the
-recorded one, each dimension divided by that dimension's action scale (half the q01..q99 range
-of the training data, the policy's own normalizer), so robots and units compare. An ACT peer
-checkpoint (`locksmith.train.act_peer`) is scored with the same scale, from its saved stats.
+recorded one, each dimension divided by ONE fixed scale per dataset: half the q01..q99 range of
+the recorded (absolute) actions over the episodes that are not held out (`offline_action_scale`).
+The scale depends on the dataset alone, never on the policy: every arm and every demo budget of
+an audit is scored in the same units (a policy's own normalizer would change the unit with its
+training subset, and differs between relative and absolute action heads). A dimension whose range
+is below `EPS` gets a unit scale. An ACT peer checkpoint (`locksmith.train.act_peer`) is scored
+the same way.
 """
 
 from __future__ import annotations
@@ -12,9 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from locksmith.data.loading import DatasetError, load_demonstrations
+from locksmith.data.loading import DatasetError, Demonstrations, load_demonstrations
+from locksmith.embodiment.spec import EmbodimentSpec
 from locksmith.evaluate.act_agent import is_act_checkpoint, load_act_peer
-from locksmith.policy.normalize import FeatureNormalizer
+from locksmith.policy.normalize import EPS
 from locksmith.policy.policy import CheckpointError, CrossEmbodimentPolicy
 
 
@@ -26,31 +31,50 @@ def held_out_episodes(n_episodes: int, fraction: float) -> np.ndarray:
     return np.arange(n_episodes - k, n_episodes)
 
 
+def offline_action_scale(demos: Demonstrations, holdout_fraction: float) -> np.ndarray:
+    """(A,) the fixed absolute-action scale of a dataset: half its q01..q99 range over the
+    episodes that are not held out (at least `EPS`, else 1)."""
+    held = set(held_out_episodes(demos.num_episodes, holdout_fraction).tolist())
+    train = demos.subset([i for i in range(demos.num_episodes) if i not in held])
+    low, high = np.quantile(train.arrays["action"], [0.01, 0.99], axis=0)
+    half = (high - low) / 2.0
+    return np.where(half < EPS, 1.0, half)
+
+
 def offline_action_error(checkpoint: str | Path, dataset: str | Path, holdout_fraction: float = 0.2,
-                         max_frames: int = 5000) -> dict:
-    """Offline action error of a checkpoint (ours or an ACT peer folder) on ``dataset``'s held-out episodes."""
+                         max_frames: int = 5000, spec: EmbodimentSpec | str | Path | None = None,
+                         action_scale: np.ndarray | None = None) -> dict:
+    """Offline action error of a checkpoint (ours or an ACT peer folder) on ``dataset``'s held-out episodes.
+
+    Args:
+        spec: the robot's spec when it is not beside the dataset.
+        action_scale: (A,) the scale to divide by; by default `offline_action_scale` of the dataset.
+    """
     peer = load_act_peer(checkpoint) if is_act_checkpoint(checkpoint) else None
     policy = CrossEmbodimentPolicy.from_pretrained(checkpoint) if peer is None else None
-    demos = load_demonstrations(dataset)
+    demos = load_demonstrations(dataset, spec)
     robot = demos.spec.name
     robots = [peer.robot] if peer is not None else sorted(policy.stems)
     if robot not in robots:
         raise CheckpointError(f"{checkpoint}: checkpoint is for robots {robots}, not {robot!r}")
+    scale = offline_action_scale(demos, holdout_fraction) if action_scale is None else np.asarray(action_scale)
+    if scale.shape != (len(demos.spec.names("action")),):
+        raise ValueError(f"action_scale has shape {scale.shape}, the action has {len(demos.spec.names('action'))} "
+                         "dimensions")
     held = demos.subset(held_out_episodes(demos.num_episodes, holdout_fraction))
     idx = np.linspace(0, held.num_frames - 1, min(max_frames, held.num_frames)).astype(int)
     a = held.arrays
+    tasks = [held.tasks[i] for i in idx]
     if peer is not None:
-        pred = peer.predict_action_chunk(a["observation.state"][idx], a["observation.environment_state"][idx])
-        # The same scale as our policy's action normalizer, from the training stats saved beside ACT.
-        scale = FeatureNormalizer.quantile_range(peer.stats[robot]["action"]).scale.numpy()
+        pred = peer.predict_action_chunk(a["observation.state"][idx], a["observation.environment_state"][idx], tasks)
     else:
         pred = policy.predict_action_chunk(robot, a["observation.state"][idx], a["observation.environment_state"][idx],
-                                           [held.tasks[i] for i in idx])
-        scale = policy.normalizers[robot].action.scale.cpu().numpy()
+                                           tasks)
     pred = pred[:, 0].cpu().numpy()
     per_dim = np.abs(pred - a["action"][idx]).mean(0) / scale
     return {
         "metric": "offline_action_error", "robot": robot, "dataset": str(dataset), "checkpoint": str(checkpoint),
-        "offline_action_error": float(per_dim.mean()), "per_dimension": dict(zip(demos.spec.names("action"), per_dim.tolist(), strict=True)),
-        "episodes": held.num_episodes, "frames": int(len(idx)),
+        "offline_action_error": float(per_dim.mean()),
+        "per_dimension": dict(zip(demos.spec.names("action"), per_dim.tolist(), strict=True)),
+        "action_scale": scale.tolist(), "episodes": held.num_episodes, "frames": int(len(idx)),
     }

@@ -20,6 +20,9 @@ import numpy as np
 from locksmith.sim.env import TabletopEnv
 from locksmith.sim.ik import top_down_rotation
 
+# Bumped whenever the expert's behaviour changes (demonstrations and expert success recorded by an
+# older expert are then recorded anew): 2 = the gripper phases end when the jaw has settled.
+EXPERT_VERSION = 2
 PUSH_CLEARANCE = 0.035  # m between the object's face and the TCP before the push
 BASE_STANDOFF = 0.72  # m from the base origin to the work, for a mobile base
 PUSH_MAX_LEAD = 0.02  # m the TCP goal may run ahead of the TCP while pushing

@@ -9,8 +9,10 @@ The run writes ``out/policy`` (a checkpoint `locksmith eval` takes) and ``out/ad
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
@@ -20,7 +22,13 @@ import torch
 from locksmith.atomic import write_json_atomic
 from locksmith.data.loading import Demonstrations, load_demonstrations
 from locksmith.data.mixture import ChunkSampler, Mixture
-from locksmith.policy.adapters import build_adapted, get_recipe, make_regularizer, merge_lora
+from locksmith.embodiment.spec import EmbodimentSpec
+from locksmith.policy.adapters import (
+    build_adapted,
+    get_recipe,
+    make_regularizer,
+    merge_lora,
+)
 from locksmith.policy.policy import CrossEmbodimentPolicy
 from locksmith.train.compat import CompatibilityReport, check_compatibility
 from locksmith.train.loop import TrainConfig, train
@@ -48,19 +56,32 @@ def choose_episodes(n_available: int, n: int | None, seed: int) -> np.ndarray:
 def adapt(prior_dir: str | Path | None, dataset: str | Path, recipe: str, out: str | Path, demos: int | None = None,
           train_config: TrainConfig = TrainConfig(steps=1000), lora_rank: int = 8, lora_alpha: float = 16.0,
           weight: float = 0.0, force: bool = False, progress: bool = True,
-          prior: CrossEmbodimentPolicy | None = None, data: Demonstrations | None = None) -> dict:
-    """Adapt a prior (or train `scratch` with the prior's architecture) to a new robot's demos."""
+          prior: CrossEmbodimentPolicy | None = None, data: Demonstrations | None = None,
+          spec: EmbodimentSpec | str | Path | None = None, episodes: Sequence[int] | None = None,
+          checked: bool = False, snapshot_steps: Sequence[int] = ()) -> dict:
+    """Adapt a prior (or train `scratch` with the prior's architecture) to a new robot's demos.
+
+    Args:
+        spec: the robot's spec when it is not beside the dataset.
+        episodes: the positions in ``data`` to train on (default: `choose_episodes` of ``demos``).
+        checked: the caller already ran the compatibility check on this prior and dataset (the
+            audit checks once per target, not once per run).
+        snapshot_steps: steps at which the key is also saved (`train`'s snapshots, LoRA merged).
+    """
     rec = get_recipe(recipe)
     out = Path(out)
     if prior is None:
         prior = CrossEmbodimentPolicy.from_pretrained(prior_dir)
-    report = check_compatibility(prior, prior_dir, dataset)
-    if not report.ok and not force:
-        raise AdaptRefused(report)
+    report = None
+    if not checked:
+        report = check_compatibility(prior, prior_dir, dataset, spec)
+        if not report.ok and not force:
+            raise AdaptRefused(report)
     if data is None:
         # The check already loaded the data; load again only when forced past a load error.
-        data = report.demos if report.demos is not None else load_demonstrations(dataset)
-    episodes = choose_episodes(data.num_episodes, demos, train_config.seed)
+        data = report.demos if report is not None and report.demos is not None else load_demonstrations(dataset, spec)
+    episodes = (choose_episodes(data.num_episodes, demos, train_config.seed) if episodes is None
+                else np.asarray(sorted(int(e) for e in episodes)))
     subset = data.subset(episodes)
     torch.manual_seed(train_config.seed)
     policy, info = build_adapted(prior, subset.spec, subset.stats, rec, lora_rank, lora_alpha, demos=subset)
@@ -71,9 +92,13 @@ def adapt(prior_dir: str | Path | None, dataset: str | Path, recipe: str, out: s
                            {t: (tokens[i], masks[i]) for i, t in enumerate(texts)})
     regularizer = make_regularizer(policy, rec, weight, prior=prior if rec.name == "full" else None)
     start = time.perf_counter()
+    def save_key(trained: CrossEmbodimentPolicy, path: Path) -> None:
+        (merge_lora(copy.deepcopy(trained)) if rec.lora else trained).save_pretrained(path)
+
     summary = train(policy, Mixture({robot: sampler}, {robot: 1.0}), train_config, out,
                     regularizer=regularizer, progress=progress,
-                    extra_config={"adapt": {**info, "dataset": str(dataset), "demos": len(episodes)}})
+                    extra_config={"adapt": {**info, "dataset": str(dataset), "demos": len(episodes)}},
+                    snapshot_steps=snapshot_steps, save_snapshot=save_key)
     if rec.lora:
         merge_lora(policy)
         policy.save_pretrained(out / "policy")
@@ -82,7 +107,8 @@ def adapt(prior_dir: str | Path | None, dataset: str | Path, recipe: str, out: s
         **info, "robot": robot, "prior": None if prior_dir is None else str(prior_dir), "dataset": str(dataset),
         "demos": int(len(episodes)), "episodes": episodes.tolist(), "frames": subset.num_frames,
         "wallclock_seconds": seconds, "final_loss": summary["final_loss"], "train": asdict(train_config),
-        "weight": weight, "compatibility": report.to_dict(),
+        "weight": weight, "compatibility": None if report is None else report.to_dict(),
+        "train_seconds": summary["seconds"], "snapshots": summary["snapshots"],
     }
     write_json_atomic(out / "adapt.json", record)
     return record

@@ -23,7 +23,7 @@ import math
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -105,12 +105,18 @@ def train(
     regularizer: Callable[[nn.Module], torch.Tensor] | None = None,
     progress: bool = True,
     extra_config: dict | None = None,
+    snapshot_steps: Sequence[int] = (),
+    save_snapshot: Callable[[CrossEmbodimentPolicy, Path], None] | None = None,
 ) -> dict:
     """Train ``policy``'s trainable parameters on ``mixture``; returns a summary dict.
 
     Args:
         regularizer: optional penalty added to the loss (e.g. λ‖φ‖² or L2-SP toward a prior).
         extra_config: recorded in ``train_config.json`` beside the training config.
+        snapshot_steps: steps (below ``config.steps``) after which the policy is saved to
+            ``out/snapshots/step-<k>`` (by ``save_snapshot``, default ``save_pretrained``), so that
+            it can be evaluated along training; the summary's ``snapshots`` list gives each one's
+            training seconds so far, the time spent saving snapshots excluded.
     """
     from accelerate import Accelerator
     from tqdm import tqdm
@@ -154,6 +160,8 @@ def train(
     bar = tqdm(total=config.steps, initial=start_step, desc="train", unit="step",
                disable=not (progress and accelerator.is_main_process))
     t0, samples, last_loss = time.perf_counter(), 0, float("nan")
+    paused, snapshots = 0.0, []
+    wanted = {int(k) for k in snapshot_steps if 0 < int(k) < config.steps}
     model.train()
     for step in range(start_step, config.steps):
         rng = np.random.default_rng([config.seed, accelerator.process_index, step])
@@ -181,16 +189,28 @@ def train(
                 fh.write(json.dumps(record) + "\n")
             bar.set_postfix(loss=f"{last_loss:.4f}", sps=f"{rate:.0f}")
         bar.update(1)
+        if done in wanted and accelerator.is_main_process:
+            seconds, pause = time.perf_counter() - t0 - paused, time.perf_counter()
+            path = out / "snapshots" / f"step-{done}"
+            (save_snapshot or _save_policy)(unwrapped, path)
+            snapshots.append({"step": done, "seconds": seconds, "path": str(path)})
+            paused += time.perf_counter() - pause
         if done % config.checkpoint_every == 0 and done < config.steps:
+            pause = time.perf_counter()
             _save(accelerator, unwrapped, optimizer, scheduler, done, last)
+            paused += time.perf_counter() - pause
     bar.close()
-    elapsed = time.perf_counter() - t0
+    elapsed = time.perf_counter() - t0 - paused
     _save(accelerator, unwrapped, optimizer, scheduler, config.steps, last)  # every process: barrier inside
     if accelerator.is_main_process:
         unwrapped.save_pretrained(out / "policy")
     accelerator.wait_for_everyone()
     return {"steps": config.steps, "final_loss": last_loss, "seconds": elapsed,
-            "samples_per_s": samples / max(elapsed, 1e-9), "resumed_from": start_step}
+            "samples_per_s": samples / max(elapsed, 1e-9), "resumed_from": start_step, "snapshots": snapshots}
+
+
+def _save_policy(policy: CrossEmbodimentPolicy, path: Path) -> None:
+    policy.save_pretrained(path)  # atomic itself
 
 
 def _metrics_step(line: str) -> float:
