@@ -1,144 +1,340 @@
-"""From the sweep's run files to the audit's numbers: curves, demos-to-threshold, gains, flags.
+"""From the sweep's run files to the audit's numbers: one validated `AuditResult`.
 
-Per target, every arm's results become an `ArmResults` (per-episode outcomes per (budget, seed)
-for closed-loop success; the scalar error for the offline metric). The *baseline* is the
-stronger of the scratch arms (our architecture from scratch, LeRobot's ACT from scratch): the
-gain is always reported against it. The *adapted* arm is the best adapted recipe. Everything
-else (the weaker arms' gains, negative transfer at each budget) is reported beside it.
+Per target, every arm's runs become a `stats.ArmResults` (per-episode outcomes per (budget, seed)
+for closed-loop success, keyed by the evaluation episodes every run shares; the scalar error for
+the offline metric) and a `stats.CheckpointResults` (the same along training, for time to
+threshold). The *baseline* is the stronger of the from-scratch arms (`stats.stronger_arm`); the
+*headline* arm is the plan's ``headline_recipe``, fixed before anything ran (picking the best
+recipe afterwards would be a choice made on the reported episodes). Every other (adapted,
+from-scratch) pair's gain, negative transfer at each budget and the wall-clock gains are
+reported beside it.
 """
 
 from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from locksmith.audit import stats
+from locksmith.audit.estimates import (
+    ArmCrossingRecord,
+    BaselineRecord,
+    CrossingRecord,
+    CurveRecord,
+    GainRecord,
+    NegativeTransferRecord,
+)
 from locksmith.audit.plan import PEER_ARMS, TransferPlan
+from locksmith.audit.schema import (
+    ArmKind,
+    ArmRecord,
+    AuditResult,
+    ExpertRecord,
+    GoalChecks,
+    GoalRecord,
+    PriorRecord,
+    Reproducibility,
+    RunRecord,
+    TargetResult,
+    TrainingRecord,
+    TuningRecord,
+    Verdict,
+)
+from locksmith.policy.adapters import RECIPES
 
 GOAL = {"demos_gain": 10.0, "demos_gain_lower": 5.0, "wallclock_gain": 5.0}
 N_BOOT = 2000
+BOOT_SEED = 0  # one seed for every bootstrap: the audit is a deterministic function of its runs
+
+Runs = dict[int, dict[int, dict]]  # budget → seed → result.json
 
 
-def _by(results: Sequence[dict], target: str, arm: str) -> dict[int, list[dict]]:
-    """Results of one (target, arm), by budget, each budget's runs sorted by seed."""
-    out: dict[int, list[dict]] = defaultdict(list)
-    for r in results:
-        if r["target"] == target and r["arm"] == arm:
-            out[int(r["budget"])].append(r)
-    return {b: sorted(rs, key=lambda r: r["seed"]) for b, rs in sorted(out.items())}
+class SummaryError(ValueError):
+    """The runs cannot be summarized (missing arm, runs scored on different episodes, ...)."""
 
 
-def arm_results(runs: dict[int, list[dict]], name: str, metric: str) -> stats.ArmResults:
-    seconds = {b: [max(r["train_seconds"], 1e-6) for r in rs] for b, rs in runs.items()}
-    if metric == "success":
-        counts = {b: [(r["successes"], r["episodes"]) for r in rs] for b, rs in runs.items()}
-        return stats.ArmResults.from_success_counts(name, counts, train_seconds=seconds)
-    return stats.ArmResults(name, {b: [r["value"] for r in rs] for b, rs in runs.items()}, train_seconds=seconds)
-
-
-def _arm_record(kind: str, arm: stats.ArmResults, runs: dict[int, list[dict]], threshold: float,
-                higher_is_better: bool, metric: str) -> dict:
-    curve = stats.arm_curve(arm, n_boot=N_BOOT).to_dict()
-    curve["per_seed"] = [[r["value"] for r in rs] for rs in runs.values()]
-    crossing = stats.arm_crossing(arm, threshold, higher_is_better).to_dict()
-    reps = stats.bootstrap_demos_to_threshold(arm, threshold, N_BOOT, np.random.default_rng(1), higher_is_better)
-    crossing["ci95"] = [float(x) for x in np.percentile(reps.demos, [2.5, 97.5])]
-    crossing["ci_censored_fraction"] = reps.censored_fraction
-    per_slice: dict[str, dict] = {}
-    if metric == "success":
-        names = list(next(iter(runs.values()))[0]["per_slice"])
-        for name in names:
-            per_slice[name] = {"budgets": list(runs), "mean": [
-                float(np.mean([r["per_slice"][name]["success_rate"] for r in rs])) for rs in runs.values()]}
-    interventions: Counter = Counter()
-    for rs in runs.values():
-        for r in rs:
-            interventions.update(r.get("shield_interventions") or {})
-    return {
-        "kind": kind, "curve": curve, "per_slice": per_slice, "demos_to_threshold": crossing,
-        "wallclock_seconds": {str(b): float(np.mean([r["train_seconds"] for r in rs])) for b, rs in runs.items()},
-        "eval_seconds": {str(b): float(np.mean([r["eval_seconds"] for r in rs])) for b, rs in runs.items()},
-        "shield_interventions": dict(interventions),
-        "frames": {str(b): float(np.mean([r["frames"] for r in rs])) for b, rs in runs.items()},
-        "trainable_parameters": int(next(iter(runs.values()))[0]["trainable_parameters"]),
-        "checkpoints": [r["checkpoint"] for rs in runs.values() for r in rs],
-    }
-
-
-def _kind(arm: str) -> str:
+def arm_kind(arm: str) -> ArmKind:
     return "scratch" if arm == "scratch" else "peer" if arm in PEER_ARMS else "adapted"
 
 
-def summarize_target(plan: TransferPlan, target, results: Sequence[dict]) -> dict:
-    metric = target.section.metric
+def arm_description(arm: str) -> str:
+    """What the arm trains, in words (the recipe's own description)."""
+    if arm in RECIPES:
+        return RECIPES[arm].description
+    return {"act": "LeRobot's ACT, every weight from random init (peer baseline)"}.get(arm, arm)
+
+
+# --- run files → stats inputs ------------------------------------------------------------------
+
+def runs_of(results: Sequence[dict], target: str, arm: str) -> Runs:
+    """The report runs of one (target, arm): budget → seed → result, both sorted."""
+    out: dict[int, dict[int, dict]] = defaultdict(dict)
+    for r in results:
+        if r["target"] == target and r["arm"] == arm and r.get("purpose", "report") == "report":
+            out[int(r["budget"])][int(r["seed"])] = r
+    if not out:
+        raise SummaryError(f"target {target!r}: no finished runs of arm {arm!r}")
+    return {b: dict(sorted(seeds.items())) for b, seeds in sorted(out.items())}
+
+
+def episode_keys(results: Sequence[dict], target: str) -> tuple[str, ...]:
+    """The evaluation episodes every run of ``target`` was scored on (the same list for all)."""
+    found = {tuple(r["episode_keys"]) for r in results if r["target"] == target
+             and r.get("purpose", "report") == "report"}
+    if len(found) != 1:
+        lengths = sorted(len(k) for k in found)
+        raise SummaryError(f"target {target!r}: runs were scored on {len(found)} different lists of evaluation "
+                           f"episodes (lengths {lengths}); every run of a target must share them")
+    return found.pop()
+
+
+def _outcome(r: dict, metric: str) -> list[int] | float:
+    return list(r["outcomes"]) if metric == "success" else float(r["value"])
+
+
+def arm_results(runs: Runs, name: str, metric: str, keys: tuple[str, ...],
+                episodes: Sequence[int] | None = None) -> stats.ArmResults:
+    """`stats.ArmResults` of one arm; ``episodes`` picks positions in ``keys`` (one slice)."""
+    def entry(r: dict):
+        out = _outcome(r, metric)
+        return out if episodes is None or metric != "success" else [out[i] for i in episodes]
+
+    picked = keys if episodes is None else tuple(keys[i] for i in episodes)
+    return stats.ArmResults(
+        name, {b: {s: entry(r) for s, r in seeds.items()} for b, seeds in runs.items()},
+        episode_keys=picked if metric == "success" else (),
+        train_seconds={b: {s: float(r["train_seconds"]) for s, r in seeds.items()} for b, seeds in runs.items()})
+
+
+def checkpoint_results(runs: Runs, name: str, metric: str, keys: tuple[str, ...]) -> stats.CheckpointResults:
+    """`stats.CheckpointResults` of one arm: every checkpoint evaluated along each run's training."""
+    cells: dict[tuple[int, int], dict[int, tuple]] = defaultdict(dict)
+    for b, seeds in runs.items():
+        for s, r in seeds.items():
+            for c in r["checkpoints"]:
+                outcome = list(c["outcomes"]) if metric == "success" else float(c["value"])
+                cells[(b, int(c["step"]))][s] = (float(c["train_seconds"]), outcome)
+    return stats.CheckpointResults(name, dict(cells), episode_keys=keys if metric == "success" else ())
+
+
+# --- one arm --------------------------------------------------------------------------------------
+
+def _training_record(runs: Runs, arm: str) -> TrainingRecord:
+    """The recipe the arm's runs used: all the same but for the step counts, which follow the budget."""
+    shared, steps = set(), {}
+    for b, seeds in runs.items():
+        for r in seeds.values():
+            t = r["training"]
+            shared.add((t["lr"], t["schedule"], t["grad_clip"], t["weight_decay"], t["batch_size"], t["weight"],
+                        t["lora_rank"], t["lora_alpha"]))
+            if steps.setdefault(b, (t["steps"], t["warmup_steps"])) != (t["steps"], t["warmup_steps"]):
+                raise SummaryError(f"arm {arm!r}: runs at {b} demos trained for different numbers of steps")
+    if len(shared) != 1:
+        raise SummaryError(f"arm {arm!r}: its runs used {len(shared)} different training recipes: {sorted(shared)}")
+    lr, schedule, clip, decay, batch, weight, rank, alpha = shared.pop()
+    uses_lora = arm in RECIPES and RECIPES[arm].lora
+    return TrainingRecord(lr=lr, schedule=schedule, grad_clip=clip, weight_decay=decay, batch_size=batch,
+                          weight=weight, lora_rank=rank if uses_lora else None, lora_alpha=alpha if uses_lora else None,
+                          steps={b: s for b, (s, _) in steps.items()},
+                          warmup_steps={b: w for b, (_, w) in steps.items()})
+
+
+def _slice_positions(keys: tuple[str, ...]) -> dict[str, list[int]]:
+    """Positions of each slice's episodes in ``keys`` (``<slice>/<evaluation seed>``)."""
+    out: dict[str, list[int]] = defaultdict(list)
+    for i, key in enumerate(keys):
+        out[key.partition("/")[0]].append(i)
+    return dict(out)
+
+
+def _mean_by_budget(runs: Runs, field: str) -> dict[int, float]:
+    return {b: float(np.mean([r[field] for r in seeds.values()])) for b, seeds in runs.items()}
+
+
+def _curve(arm: stats.ArmResults) -> CurveRecord:
+    return CurveRecord.model_validate(stats.arm_curve(arm, n_boot=N_BOOT, seed=BOOT_SEED).to_dict())
+
+
+def arm_record(arm: str, runs: Runs, results: stats.ArmResults, checkpoints: stats.CheckpointResults, target,
+               tuning: TuningRecord | None) -> ArmRecord:
+    """One arm on one target: its recipe, curves, crossing with its interval, time to threshold, runs."""
+    metric, threshold, keys = target.section.metric, target.threshold, results.episode_keys
     higher = metric == "success"
-    threshold = target.threshold
-    raw = {arm: _by(results, target.label, arm) for arm in plan.arms}
-    arms = {arm: arm_results(runs, arm, metric) for arm, runs in raw.items()}
-    records = {arm: _arm_record(_kind(arm), arms[arm], raw[arm], threshold, higher, metric) for arm in plan.arms}
-    scratch_arms = {a: arms[a] for a in plan.arms if _kind(a) != "adapted"}
-    adapted_arms = {a: arms[a] for a in plan.arms if _kind(a) == "adapted"}
-    baseline = stats.stronger_arm(scratch_arms, threshold, higher)
-    best = stats.stronger_arm(adapted_arms, threshold, higher)
-    gain = stats.adaptation_gain(arms[baseline.name], arms[best.name], threshold, higher, n_boot=N_BOOT)
-    wall = stats.wallclock_gain(arms[baseline.name], arms[best.name], threshold, higher, n_boot=N_BOOT)
-    other_gains = {}
-    for a in adapted_arms:
-        for s in scratch_arms:
-            other_gains[f"{a}_vs_{s}"] = stats.adaptation_gain(arms[s], arms[a], threshold, higher,
-                                                               n_boot=N_BOOT).to_dict()
+    crossing = stats.arm_crossing(results, threshold, higher).to_dict()
+    interval = stats.crossing_interval(results, threshold, higher, n_boot=N_BOOT, seed=BOOT_SEED).to_dict()
+    seconds = stats.time_to_threshold(checkpoints, threshold, higher)
+    per_slice = {}
+    if metric == "success":
+        per_slice = {name: _curve(arm_results(runs, arm, metric, keys, positions))
+                     for name, positions in _slice_positions(keys).items()}
+    interventions: Counter = Counter()
+    for seeds in runs.values():
+        for r in seeds.values():
+            interventions.update(r["shield_interventions"])
+    first = next(iter(next(iter(runs.values())).values()))
+    return ArmRecord(
+        name=arm, kind=arm_kind(arm), description=arm_description(arm), training=_training_record(runs, arm),
+        tuning=tuning, curve=_curve(results),
+        per_slice=per_slice, crossing=ArmCrossingRecord(**crossing, **interval),
+        seconds_to_threshold=CrossingRecord.model_validate(seconds.to_dict()),
+        train_seconds=_mean_by_budget(runs, "train_seconds"), eval_seconds=_mean_by_budget(runs, "eval_seconds"),
+        frames=_mean_by_budget(runs, "frames"), trainable_parameters=int(first["trainable_parameters"]),
+        shield_interventions=dict(interventions),
+        runs=tuple(RunRecord(budget=b, seed=s, value=float(r["value"]), demo_episodes=tuple(r["demo_episodes"]),
+                             train_seconds=float(r["train_seconds"]), key=str(r["key"]))
+                   for b, seeds in runs.items() for s, r in seeds.items()))
+
+
+# --- gains and the goal ---------------------------------------------------------------------------
+
+def _gain(gain: stats.Gain, baseline: str, adapted: str, extra_seconds: float = 0.0) -> GainRecord:
+    return GainRecord(baseline_arm=baseline, adapted_arm=adapted, extra_seconds=extra_seconds, **gain.to_dict())
+
+
+def _undefined(like: GainRecord, why: str) -> GainRecord:
+    """``like`` with its value withdrawn: the gain cannot be computed, and ``why`` says so."""
+    return GainRecord.model_validate({**like.model_dump(), "value": None, "kind": "undefined", "ci95": None,
+                                      "confidence_bound": None, "adapted_cost": None, "ci_censored_fraction": 0.0,
+                                      "n_boot": 0, "text": f"n/a ({why})"})
+
+
+def check_demos_goal(gain: GainRecord, point: float, lower: float) -> Verdict:
+    """Point ≥ ``point`` and the interval's lower end ≥ ``lower``; decided only when it can be.
+
+    A lower bound can only show the goal met, an upper bound only missed; without an interval
+    (fewer than 3 seeds) a point below ``point`` still decides "not met".
+    """
+    if gain.kind == "undefined":
+        return "undetermined"
+    if gain.kind == "upper_bound":
+        return "not met" if gain.value < point else "undetermined"
+    if gain.kind == "lower_bound":
+        met = gain.value >= point and gain.lower_end is not None and gain.lower_end >= lower
+        return "met" if met else "undetermined"
+    if gain.value < point or (gain.lower_end is not None and gain.lower_end < lower):
+        return "not met"
+    return "met" if gain.lower_end is not None else "undetermined"
+
+
+def check_wallclock_goal(gain: GainRecord, point: float) -> Verdict:
+    if gain.kind == "undefined":
+        return "undetermined"
+    if gain.value >= point:
+        return "undetermined" if gain.kind == "upper_bound" else "met"
+    return "undetermined" if gain.kind == "lower_bound" else "not met"
+
+
+def _goal(demos: Verdict, wallclock: Verdict) -> bool | None:
+    if "not met" in (demos, wallclock):
+        return False
+    return True if demos == wallclock == "met" else None
+
+
+# --- one target, the audit --------------------------------------------------------------------------
+
+def summarize_target(plan: TransferPlan, target, results: Sequence[dict], prior: PriorRecord,
+                     tuning: Mapping[str, TuningRecord], n_targets: int) -> TargetResult:
+    metric, threshold = target.section.metric, target.threshold
+    higher = metric == "success"
+    keys = episode_keys(results, target.label)
+    raw = {arm: runs_of(results, target.label, arm) for arm in plan.arms}
+    arms = {arm: arm_results(runs, arm, metric, keys) for arm, runs in raw.items()}
+    checkpoints = {arm: checkpoint_results(runs, arm, metric, keys) for arm, runs in raw.items()}
+    records = {arm: arm_record(arm, raw[arm], arms[arm], checkpoints[arm], target, tuning.get(arm))
+               for arm in plan.arms}
+    from_scratch = [a for a in plan.arms if arm_kind(a) != "adapted"]
+    adapted = [a for a in plan.arms if arm_kind(a) == "adapted"]
+    headline = plan.headline
+    if headline not in adapted:
+        raise SummaryError(f"headline recipe {headline!r} is not among the adapted arms {adapted}")
+    choice = stats.stronger_arm({a: arms[a] for a in from_scratch}, threshold, higher)
+    base = choice.name
+
+    def gain(baseline: str, arm: str) -> GainRecord:
+        return _gain(stats.adaptation_gain(arms[baseline], arms[arm], threshold, higher, n_boot=N_BOOT,
+                                           seed=BOOT_SEED), baseline, arm)
+
+    def wallclock(extra: float) -> GainRecord:
+        return _gain(stats.wallclock_gain(checkpoints[base], checkpoints[headline], threshold, higher,
+                                          extra_seconds=extra, n_boot=N_BOOT, seed=BOOT_SEED), base, headline, extra)
+
+    wall = wallclock(0.0)
+    if prior.pretrain_seconds is None:
+        amortized = _undefined(wall, "pretraining time unknown: the prior came as a ready checkpoint")
+    else:
+        amortized = wallclock(prior.pretrain_seconds / n_targets)
     negative = []
-    for a in adapted_arms:
-        for row in stats.negative_transfer(arms[baseline.name], arms[a], higher, n_boot=N_BOOT):
-            if row["below"]:
-                negative.append({"arm": a, "versus": baseline.name, "budget": row["budget"],
-                                 "adapted": row["adapted_mean"], "scratch": row["scratch_mean"],
-                                 "difference": row["difference"], "ci95": row["ci95"],
-                                 "significant": row["negative_transfer"]})
-    notes = []
-    if metric == "offline_action_error":
-        notes.append("no simulator: offline action error on held-out episodes, lower is better")
-    if gain.value is None:
-        notes.append(gain.text)
-    goal_met = bool(gain.value is not None and not gain.is_upper_bound and gain.value >= GOAL["demos_gain"]
-                    and gain.ci95 is not None and gain.ci95[0] >= GOAL["demos_gain_lower"]
-                    and wall.value is not None and wall.value >= GOAL["wallclock_gain"])
+    for a in adapted:
+        n_seeds = min(arms[base].n_seeds, arms[a].n_seeds)
+        for row in stats.negative_transfer(arms[base], arms[a], higher, n_boot=N_BOOT, seed=BOOT_SEED):
+            negative.append(NegativeTransferRecord(
+                arm=a, versus=base, budget=row["budget"], baseline_mean=row["baseline_mean"],
+                adapted_mean=row["adapted_mean"], difference=row["difference"], ci95=row["ci95"], n_seeds=n_seeds,
+                below=row["below"], significant=row["negative_transfer"]))
+    headline_gain = gain(base, headline)
+    checks = GoalChecks(demos=check_demos_goal(headline_gain, GOAL["demos_gain"], GOAL["demos_gain_lower"]),
+                        wallclock=check_wallclock_goal(wall, GOAL["wallclock_gain"]))
     budgets = sorted({b for runs in raw.values() for b in runs})
-    return {
-        "robot": target.robot, "task": target.task, "source": target.section.source,
-        "dataset": str(target.dataset), "metric": metric, "higher_is_better": higher,
-        "threshold": threshold, "threshold_rule": target.threshold_rule, "expert": target.expert,
-        "budgets": budgets, "seeds": list(plan.seeds), "slices": list(plan.evaluation.slices),
-        "arms": records, "baseline_arm": baseline.name, "baseline_choice": baseline.to_dict(),
-        "adapted_arm": best.name, "adaptation_gain": gain.to_dict(), "wallclock_gain": wall.to_dict(),
-        "other_gains": other_gains, "negative_transfer": negative, "goal_met": goal_met,
-        "data_volume": {"demos_available": len(target.train_episodes), "max_budget": max(budgets),
-                        "frames_at_max_budget": records[plan.arms[0]]["frames"][str(max(budgets))]},
-        "notes": notes,
-    }
+    notes = []
+    added = sorted(set(budgets) - set(plan.budgets))
+    if added:
+        notes.append(f"budgets {', '.join(map(str, added))} were added by bisection around the crossings "
+                     f"(refine_rounds={plan.refine_rounds}), for the arms whose crossing they bracket")
+    expert = None
+    if target.expert is not None:
+        expert = ExpertRecord(success_rate=target.expert["success_rate"], ci95=target.expert.get("ci95"),
+                              per_slice=target.expert.get("per_slice") or {})
+    return TargetResult(
+        label=target.label, robot=target.robot, task=target.task, source=target.section.source,
+        dataset=str(target.dataset), metric=metric, higher_is_better=higher, threshold=threshold,
+        threshold_rule=target.threshold_rule, expert=expert, action_scale=target.action_scale, budgets=budgets,
+        seeds=tuple(plan.seeds), slices=tuple(plan.evaluation.slices) if higher else (),
+        eval_seeds=tuple(target.eval_seeds), episode_keys=keys, demos_available=len(target.train_episodes),
+        arms=records, baseline=BaselineRecord.model_validate(choice.to_dict()), headline_arm=headline,
+        adaptation_gain=headline_gain,
+        other_gains=tuple(gain(s, a) for a in adapted for s in from_scratch if (a, s) != (headline, base)),
+        wallclock_gain=wall, wallclock_gain_amortized=amortized, negative_transfer=tuple(negative),
+        goal_checks=checks, goal_met=_goal(checks.demos, checks.wallclock), notes=tuple(notes))
 
 
-def summarize(plan: TransferPlan, targets, results: Sequence[dict], prior_info: dict) -> dict:
-    return {
-        "plan": plan.to_dict(), "prior": prior_info, "arms_ran": list(plan.arms),
-        "targets": {t.label: summarize_target(plan, t, results) for t in targets}, "goal": dict(GOAL),
-    }
+def summarize(plan: TransferPlan, targets: Sequence, results: Sequence[dict], prior_info: dict,
+              tuning: Mapping[str, Mapping[str, TuningRecord]] | None, *, plan_file: str | None = None,
+              quick: bool = False, reproducibility: Reproducibility | dict | None = None) -> AuditResult:
+    """The audit from the sweep's results.
+
+    Args:
+        targets: `run.ResolvedTarget`s, in the plan's order.
+        results: every run's ``result.json`` dict (the sweep's output).
+        prior_info: `run.ensure_prior`'s dict (checkpoint, cached, pretrain_seconds, ...).
+        tuning: ``{target: {arm: TuningRecord}}``, how each arm's learning rate was chosen.
+    """
+    prior = PriorRecord.from_info(prior_info)
+    tuning = tuning or {}
+    if isinstance(reproducibility, dict):
+        reproducibility = Reproducibility.model_validate(reproducibility)
+    return AuditResult(
+        plan=plan.to_dict(), plan_file=plan_file, quick=quick, prior=prior, arms_ran=tuple(plan.arms),
+        headline_recipe=plan.headline, goal=GoalRecord(**GOAL),
+        targets={t.label: summarize_target(plan, t, results, prior, tuning.get(t.label, {}), len(targets))
+                 for t in targets},
+        reproducibility=reproducibility)
 
 
-def refine_budgets(plan: TransferPlan, targets, results: Sequence[dict],
+def refine_budgets(plan: TransferPlan, targets: Sequence, results: Sequence[dict],
                    budgets: dict[str, dict[str, list[int]]]) -> dict[str, dict[str, list[int]]]:
     """One bisection step on log demos: add the geometric midpoint of the bracket of each crossing."""
     out: dict[str, dict[str, list[int]]] = {}
     for t in targets:
-        higher = t.section.metric == "success"
+        metric = t.section.metric
+        keys = episode_keys(results, t.label)
         out[t.label] = {}
         for arm in plan.arms:
-            runs = _by(results, t.label, arm)
             current = sorted(budgets.get(t.label, {}).get(arm, list(plan.budgets)))
-            crossing = stats.arm_crossing(arm_results(runs, arm, t.section.metric), t.threshold, higher)
+            runs = arm_results(runs_of(results, t.label, arm), arm, metric, keys)
+            crossing = stats.arm_crossing(runs, t.threshold, metric == "success")
             if crossing.status == "reached":
                 lo = max([b for b in current if b <= crossing.demos], default=current[0])
                 hi = min([b for b in current if b >= crossing.demos], default=current[-1])
@@ -149,29 +345,24 @@ def refine_budgets(plan: TransferPlan, targets, results: Sequence[dict],
     return out
 
 
-def format_table(audit: dict) -> str:
-    """The short summary `locksmith audit` prints: headline lines, then one row per arm."""
-    lines = []
-    for name, t in audit["targets"].items():
-        lines.append(f"{name}: adaptation_gain={t['adaptation_gain']['text']}")
-    for name, t in audit["targets"].items():
-        unit = "success" if t["higher_is_better"] else "error"
-        lines.append("")
-        lines.append(f"{name} ({t['robot']}/{t['task']}, threshold {t['threshold']:.3g} = {t['threshold_rule']}; "
-                     f"baseline {t['baseline_arm']}, adapted {t['adapted_arm']})")
-        budgets = t["budgets"]
-        lines.append(f"  {'arm':<10}" + "".join(f"{'n=' + str(b):>9}" for b in budgets)
-                     + f"{'demos→thr':>14}{'train s@max':>13}")
-        for arm, r in t["arms"].items():
-            by_budget = dict(zip(r["curve"]["budgets"], r["curve"]["mean"], strict=True))
-            cells = "".join(f"{by_budget[b]:>9.3f}" if b in by_budget else f"{'-':>9}" for b in budgets)
-            c = r["demos_to_threshold"]
-            demos = (f"{c['demos']:.1f}" if c["status"] == "reached" else
-                     f"<= {c['upper_bound']:g}" if c["status"] == "at_or_below_min" else f"> {c['lower_bound']:g}")
-            seconds = r["wallclock_seconds"][str(max(int(b) for b in r["curve"]["budgets"]))]
-            lines.append(f"  {arm:<10}{cells}{demos:>14}{seconds:>13.0f}")
-        lines.append(f"  ({unit} per budget, mean over seeds; wall-clock gain {t['wallclock_gain']['text']})")
-        for flag in t["negative_transfer"]:
-            if flag["significant"]:
-                lines.append(f"  negative transfer: {flag['arm']} below {flag['versus']} at n={flag['budget']}")
+def format_table(audit: AuditResult) -> str:
+    """The short summary `locksmith audit` prints: one headline line per target, then its table."""
+    lines = [t.headline() for t in audit.targets.values()]
+    for name, t in audit.targets.items():
+        unit = "success" if t.higher_is_better else "error"
+        lines += ["", f"{name} ({t.robot}/{t.task}, threshold {t.threshold:.3g} = {t.threshold_rule}; "
+                      f"baseline {t.baseline.name}, headline {t.headline_arm})"]
+        lines.append(f"  {'arm':<10}" + "".join(f"{'n=' + str(b):>9}" for b in t.budgets)
+                     + f"{'seeds':>7}{'demos→thr':>12}{'train s@max':>13}")
+        for arm, r in t.arms.items():
+            cells = "".join(f"{m[0]:>9.3f}" if (m := r.curve.at(b)) else f"{'-':>9}" for b in t.budgets)
+            seconds = r.train_seconds[max(r.curve.budgets)]
+            lines.append(f"  {arm:<10}{cells}{r.curve.n_seeds:>7}{r.crossing.text():>12}{seconds:>13.0f}")
+        lines.append(f"  ({unit} per budget, mean over seeds; wall-clock gain, adaptation only: "
+                     f"{t.wallclock_gain.text}; with pretraining amortized: {t.wallclock_gain_amortized.text})")
+        for g in t.other_gains:
+            lines.append(f"  {g.adapted_arm} vs {g.baseline_arm}: {g.text}")
+        for flag in t.negative_transfer:
+            if flag.significant:
+                lines.append(f"  negative transfer: {flag.arm} below {flag.versus} at n={flag.budget}")
     return "\n".join(lines)
