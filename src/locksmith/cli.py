@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from locksmith import __version__
-from locksmith.evaluate.horizon import DEFAULT_TUNE_EPISODES
+from locksmith.train import defaults
 
 EXIT_BAD_INPUT = 2
 
@@ -94,23 +94,11 @@ def _split(text: str | None) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()] if text else []
 
 
-def _tuning_task(tasks: list[str], datasets: list[str]) -> str | None:
-    """The simulated task to choose horizons on: the first recorded one, or the datasets' own
-    (their ``meta/locksmith.json``); None when a dataset has no bundled task (a real robot's)."""
-    if not datasets:
-        return tasks[0]
-    from locksmith.data.record import read_locksmith_meta
-    from locksmith.sim.tasks import TASKS
-
-    named = [read_locksmith_meta(Path(root)).get("task") for root in datasets]
-    return named[0] if all(t in TASKS for t in named) else None
-
-
 def _cmd_pretrain(args: argparse.Namespace) -> int:
     from locksmith.data.loading import DatasetError
     from locksmith.data.record import RecordError
     from locksmith.train.loop import TrainConfig
-    from locksmith.train.prior import PriorRecipe, run_pretrain
+    from locksmith.train.prior import PriorRecipe, build_prior, tuning_task
 
     robots, tasks = _split(args.robots), _split(args.tasks)
     _check_robots_and_tasks(robots, tasks, plural=True)
@@ -138,24 +126,22 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
                  if v is not None}  # the rest: PriorRecipe's defaults
         recipe = PriorRecipe(robots=tuple(robots), tasks=tuple(tasks), weights=weights,
                              temperature=args.temperature, **given)
-        summary = run_pretrain(recipe, train_config, args.out, datasets=_split(args.datasets),
-                               resume=args.resume)
+        if args.tune_episodes > 0:
+            task = tuning_task(tasks, _split(args.datasets))
+            print("re-planning horizons left at half a chunk: the datasets name no simulated task to tune on"
+                  if task is None else f"after training, each robot's re-planning horizon is chosen on "
+                  f"{args.tune_episodes} validation episodes per candidate of {task} (--tune-episodes 0 skips it)",
+                  flush=True)
+        record = build_prior(recipe, train_config, args.out, datasets=_split(args.datasets), resume=args.resume,
+                             tune_episodes=args.tune_episodes)
     except (DatasetError, RecordError, ValueError) as err:
         raise BadInput(str(err)) from None
-    print(f"prior written to {summary['policy']} ({summary['parameters']:,} parameters, "
-          f"{summary['samples_per_s']:.0f} samples/s, final loss {summary['final_loss']:.4f})")
-    task = _tuning_task(tasks, _split(args.datasets))
-    if args.tune_episodes > 0 and task is None:
-        print("re-planning horizons left at half a chunk: the datasets name no simulated task to tune on")
-    elif args.tune_episodes > 0:
-        from locksmith.evaluate.horizon import tune_horizons
-
-        print(f"choosing each robot's re-planning horizon on {args.tune_episodes} validation episodes per "
-              f"candidate of {task} (--tune-episodes 0 skips this) ...", flush=True)
-        chosen = tune_horizons(summary["policy"], task=task, episodes=args.tune_episodes)
-        for robot, c in chosen.items():
-            rates = ", ".join(f"{n}: {100 * r:.0f} %" for n, r in c["success"].items())
-            print(f"  {robot}: re-plans every {c['chosen']} steps (validation success by horizon: {rates})")
+    print(f"prior written to {record['policy']} ({record['parameters']:,} parameters, "
+          f"{record['samples_per_s']:.0f} samples/s, final loss {record['final_loss']:.4f}, "
+          f"{record['pretrain_seconds'] / 60:.1f} min)")
+    for robot, c in (record["horizons"] or {}).items():
+        rates = ", ".join(f"{n}: {100 * r:.0f} %" for n, r in c["success"].items())
+        print(f"  {robot}: re-plans every {c['chosen']} steps (validation success by horizon: {rates})")
     return 0
 
 
@@ -222,11 +208,19 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _prior_or_published(prior: Path | None) -> Path:
+    """The prior named on the command line, else the published one that ships with locksmith."""
+    from locksmith.priors import shipped_prior
+
+    return prior if prior is not None else shipped_prior()
+
+
 def _cmd_check(args: argparse.Namespace) -> int:
     from locksmith.policy.policy import CheckpointError, CrossEmbodimentPolicy
     from locksmith.train.compat import check_compatibility
 
     try:
+        args.prior = _prior_or_published(args.prior)
         prior = CrossEmbodimentPolicy.from_pretrained(args.prior)
     except CheckpointError as err:
         raise BadInput(str(err)) from None
@@ -249,6 +243,7 @@ def _cmd_adapt(args: argparse.Namespace) -> int:
     if args.recipe not in RECIPES:
         raise BadInput(f"--recipe: unknown recipe {args.recipe!r}; known recipes: {', '.join(RECIPES)}")
     try:
+        args.prior = _prior_or_published(args.prior)
         record = adapt(args.prior, args.dataset, args.recipe, args.out, demos=args.demos,
                        train_config=TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                                                 seed=args.seed, checkpoint_every=max(args.steps, 1)),
@@ -340,29 +335,32 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("pretrain", help="pretrain the shared prior on a weighted mixture of robots",
                        description="Record (or reuse) demonstrations of each robot and pretrain one "
                                    "cross-embodiment policy on their weighted mixture.")
-    p.add_argument("--robots", default="panda,ur5e,vx300s,z1", help="comma-separated robots of the pool")
-    p.add_argument("--tasks", default="pick_place", help="comma-separated tasks to pretrain on")
+    p.add_argument("--robots", default=",".join(defaults.POOL_ROBOTS), help="comma-separated robots of the pool")
+    p.add_argument("--tasks", default=",".join(defaults.POOL_TASKS), help="comma-separated tasks to pretrain on")
     p.add_argument("--weights", default=None, help="mixture weights λ_r, one per robot (default: by size)")
     p.add_argument("--temperature", type=float, default=1.0,
                    help="with no --weights, λ_r ∝ frames_r^(1/T) (1: by size, large: uniform)")
     p.add_argument("--demos-per-robot", type=int, default=None,
-                   help="demonstrations per robot and task (default: PriorRecipe.demos_per_robot, 200)")
+                   help=f"demonstrations per robot and task (default: {defaults.DEMOS_PER_ROBOT})")
     p.add_argument("--datasets", default=None,
                    help="comma-separated existing LeRobot datasets to use instead of recording")
     p.add_argument("--demo-noise", type=float, default=None,
                    help="DART-style execution noise (m) of the demonstrations recorded: the robot runs the "
                         "expert's command with a perturbed TCP goal, the clean one is recorded (default: "
                         "PriorRecipe.demo_noise, 0: none)")
-    p.add_argument("--steps", type=int, default=5000, help="optimizer steps (default 5000: ~22 min on one core)")
-    p.add_argument("--batch-size", type=int, default=256, help="samples per step (all processes)")
-    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (AdamW)")
+    p.add_argument("--steps", type=int, default=defaults.PRETRAIN_STEPS,
+                   help=f"optimizer steps (default {defaults.PRETRAIN_STEPS}: ~22 min on one core)")
+    p.add_argument("--batch-size", type=int, default=defaults.PRETRAIN_BATCH_SIZE,
+                   help="samples per step (all processes)")
+    p.add_argument("--lr", type=float, default=defaults.PRETRAIN_LR, help="peak learning rate (AdamW)")
     p.add_argument("--seed", type=int, default=0, help="seed of initialization and sampling")
-    p.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints")
+    p.add_argument("--checkpoint-every", type=int, default=defaults.PRETRAIN_CHECKPOINT_EVERY,
+                   help="steps between checkpoints")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last")
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads for training (default: torch's own, all cores); 1 when the machine "
                         "is shared: two threads beside another busy process run several times slower")
-    p.add_argument("--tune-episodes", type=int, default=DEFAULT_TUNE_EPISODES,
+    p.add_argument("--tune-episodes", type=int, default=defaults.TUNE_EPISODES,
                    help="validation episodes per robot and candidate re-planning horizon, chosen after "
                         "training on the first task (0: keep half a chunk)")
     p.add_argument("--out", required=True, type=Path, help="output folder (data/, policy/, metrics.jsonl)")
@@ -392,7 +390,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="compatibility of a new robot's spec and data with a prior",
                        description="Compare a target dataset (and its spec) with a prior's metadata and "
                                    "report a verdict per item. Exit 2 on any error.")
-    p.add_argument("--prior", required=True, type=Path, help="prior checkpoint folder")
+    p.add_argument("--prior", type=Path, default=None,
+                   help="prior checkpoint folder (default: the published prior that ships with locksmith)")
     p.add_argument("--dataset", required=True, type=Path, help="the new robot's LeRobot dataset")
     p.add_argument("--spec", type=Path, default=None, help="spec file (default: the one beside the dataset)")
     p.add_argument("--json", type=Path, default=None, help="write the report as JSON here")
@@ -401,7 +400,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("adapt", help="cut a key for a new robot from the prior (or train the scratch baseline)",
                        description="Check compatibility, then train the recipe's parameters on N demos of "
                                    "the new robot with the pretraining loop; writes OUT/policy and OUT/adapt.json.")
-    p.add_argument("--prior", required=True, type=Path, help="prior checkpoint folder (scratch uses its architecture)")
+    p.add_argument("--prior", type=Path, default=None,
+                   help="prior checkpoint folder (default: the published prior that ships with locksmith; "
+                        "scratch uses its architecture)")
     p.add_argument("--dataset", required=True, type=Path, help="the new robot's LeRobot dataset")
     p.add_argument("--recipe", required=True, help="head, token, lora, full or scratch")
     p.add_argument("--demos", type=int, default=None, help="use a seeded subset of N episodes (default: all)")

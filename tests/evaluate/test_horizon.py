@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from locksmith.cli import _tuning_task, main
+from locksmith.cli import main
+from locksmith.train.prior import tuning_task
 from locksmith.data.record import record_demos
 from locksmith.embodiment.registry import load_bundled_spec
 from locksmith.evaluate.evaluator import evaluate
@@ -73,7 +74,7 @@ def test_tuning_refuses_bad_counts(checkpoint, capsys):
 def test_horizons_are_tuned_on_the_task_the_prior_trained_on(tmp_path):
     reach = tmp_path / "ur5e_reach"
     record_demos("ur5e", "reach", 1, reach, workers=1, progress=False)
-    assert _tuning_task(["pick_place"], []) == "pick_place"
-    assert _tuning_task(["pick_place"], [str(reach)]) == "reach"  # --datasets: their own task
+    assert tuning_task(["pick_place"], []) == "pick_place"
+    assert tuning_task(["pick_place"], [str(reach)]) == "reach"  # --datasets: their own task
     (tmp_path / "real").mkdir()
-    assert _tuning_task(["pick_place"], [str(reach), str(tmp_path / "real")]) is None  # no simulated task
+    assert tuning_task(["pick_place"], [str(reach), str(tmp_path / "real")]) is None  # no simulated task

@@ -22,14 +22,12 @@ from dataclasses import replace
 from pathlib import Path
 
 from locksmith.atomic import write_file_atomic, write_json_atomic
+from locksmith.train.defaults import TUNE_EPISODES
 
 log = logging.getLogger(__name__)
 
 VALIDATION_SEED_BASE = 1_500_000_000  # demo seeds lie below 1e9; evaluation seeds from 2e9
 HORIZON_FILE = "horizon.json"
-# Validation episodes per robot and candidate. With 50, the Z1's choice between re-planning
-# every 1, 2 or 3 steps was within noise (docs/benchmarks.md); 100 halves the variance.
-DEFAULT_TUNE_EPISODES = 100
 
 
 def horizon_candidates(chunk_size: int, current: int) -> list[int]:
@@ -37,7 +35,7 @@ def horizon_candidates(chunk_size: int, current: int) -> list[int]:
     return sorted({1, min(2, chunk_size), max(1, chunk_size // 4), current})
 
 
-def tune_horizons(checkpoint: str | Path, task: str = "pick_place", episodes: int = DEFAULT_TUNE_EPISODES,
+def tune_horizons(checkpoint: str | Path, task: str = "pick_place", episodes: int = TUNE_EPISODES,
                   robots: list[str] | None = None, workers: int | None = None) -> dict:
     """Pick ``n_action_steps`` per robot on validation episodes and write it into the checkpoint.
 

@@ -1,19 +1,49 @@
-"""The pretraining stage as a recipe: which robots, tasks and data, then `pretrain`.
+"""The pretraining stage as a recipe: which robots, tasks and data, then `pretrain`, then the
+re-planning horizons chosen on validation episodes: `build_prior`, the one path that
+`locksmith pretrain`, the audit's pretraining stage and the published prior all take.
 
 Demonstrations the recipe needs are recorded once into ``out/data/<robot>_<task>`` and reused
-on a rerun (a dataset with at least as many episodes is cut down to the first N).
+on a rerun (a dataset with at least as many episodes is cut down to the first N). Layout of
+``out``: ``data/``, ``policy/`` (the prior), ``checkpoints/``, ``metrics.jsonl``,
+``train_config.json`` and ``pretrain.json`` (what was built, how long each stage took, where).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+import os
+import platform
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
-from locksmith.data.loading import Demonstrations, concat_demonstrations, load_demonstrations
-from locksmith.data.record import DEFAULT_DEMO_NOISE, execution_noise, read_locksmith_meta, record_demos
+from locksmith.atomic import write_json_atomic
+from locksmith.data.loading import (
+    Demonstrations,
+    concat_demonstrations,
+    load_demonstrations,
+)
+from locksmith.data.record import (
+    DEFAULT_DEMO_NOISE,
+    execution_noise,
+    expert_version,
+    read_locksmith_meta,
+    record_demos,
+)
+from locksmith.train.defaults import (
+    DEMOS_PER_ROBOT,
+    POOL_ROBOTS,
+    POOL_TASKS,
+    PRETRAIN_BATCH_SIZE,
+    PRETRAIN_CHECKPOINT_EVERY,
+    PRETRAIN_LR,
+    PRETRAIN_STEPS,
+    TUNE_EPISODES,
+)
 from locksmith.train.loop import TrainConfig
 from locksmith.train.pretrain import pretrain
 
@@ -22,11 +52,9 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class PriorRecipe:
-    robots: tuple[str, ...] = ("panda", "ur5e", "vx300s", "z1")
-    tasks: tuple[str, ...] = ("pick_place",)
-    # 200: with the settled grasp and 5,000 steps, every pool robot is at 99-100 % closed loop and
-    # the Z1 at 91 % (docs/benchmarks.md, prior J; 400 demos and 15,000 steps gave it 84 %).
-    demos_per_robot: int = 200
+    robots: tuple[str, ...] = POOL_ROBOTS
+    tasks: tuple[str, ...] = POOL_TASKS
+    demos_per_robot: int = DEMOS_PER_ROBOT  # see `locksmith.train.defaults`
     weights: dict[str, float] | None = None
     temperature: float = 1.0
     # DART-style execution noise (m) for the demonstrations the recipe records
@@ -49,18 +77,22 @@ def ensure_demos(robot: str, task: str, episodes: int, root: Path, seed: int = 0
                  noise: float = 0.0) -> Demonstrations:
     """The first ``episodes`` demos of (robot, task) at ``root``, recording what is missing.
 
-    ``root`` is the caller's own folder: demos there recorded with another execution noise are
-    recorded anew.
+    ``root`` is the caller's own folder: demos there recorded with another execution noise, or by
+    another version of the scripted expert (`EXPERT_VERSION`), are recorded anew.
     """
+    from locksmith.sim.expert import EXPERT_VERSION
+
     recorded = (root / "meta" / "info.json").is_file()
-    if recorded and execution_noise(read_locksmith_meta(root)) == noise:
+    meta = read_locksmith_meta(root) if recorded else {}
+    if recorded and execution_noise(meta) == noise and expert_version(meta) == EXPERT_VERSION:
         demos = load_demonstrations(root)
         if demos.num_episodes >= episodes:
             return demos.subset(range(episodes)) if demos.num_episodes > episodes else demos
         record_demos(robot, task, episodes - demos.num_episodes, root, seed=seed, append=True, noise=noise)
     else:
         if recorded:
-            log.info("%s was recorded with another execution noise than %g m: recording it anew", root, noise)
+            log.info("%s was recorded with another execution noise than %g m or an older expert: recording it "
+                     "anew", root, noise)
         record_demos(robot, task, episodes, root, seed=seed, overwrite=root.exists(), noise=noise)
     return load_demonstrations(root)
 
@@ -84,3 +116,66 @@ def run_pretrain(recipe: PriorRecipe, train_config: TrainConfig, out: str | Path
     policy, summary = pretrain(demos, out, train_config, weights=weights, temperature=recipe.temperature,
                                resume=resume, progress=progress, **recipe.trunk)
     return {**summary, "policy": str(out / "policy"), "parameters": policy.num_parameters()}
+
+
+DEFAULT_PRETRAIN = TrainConfig(steps=PRETRAIN_STEPS, batch_size=PRETRAIN_BATCH_SIZE, lr=PRETRAIN_LR,
+                               checkpoint_every=PRETRAIN_CHECKPOINT_EVERY)
+PRETRAIN_RECORD = "pretrain.json"
+
+
+def tuning_task(tasks: Sequence[str], datasets: Sequence[str | Path] | None = None) -> str | None:
+    """The simulated task to choose horizons on: the first recorded one, or the datasets' own
+    (their ``meta/locksmith.json``); None when a dataset has no bundled task (a real robot's)."""
+    if not datasets:
+        return tasks[0] if tasks else None
+    from locksmith.sim.tasks import TASKS
+
+    named = [read_locksmith_meta(Path(root)).get("task") for root in datasets]
+    return named[0] if all(t in TASKS for t in named) else None
+
+
+def build_prior(recipe: PriorRecipe, train_config: TrainConfig, out: str | Path,
+                datasets: list[str] | None = None, resume: bool = False, progress: bool = True,
+                tune_episodes: int = TUNE_EPISODES, tune_workers: int | None = None) -> dict:
+    """Pretrain (`run_pretrain`), then choose each robot's re-planning horizon on validation
+    episodes (`tune_horizons`; ``tune_episodes=0`` keeps half a chunk); writes ``out/pretrain.json``.
+
+    Returns:
+        The record written: recipe, training config, seconds per stage, samples/s, final loss,
+        parameters, the horizons chosen, versions and machine.
+    """
+    from locksmith import __version__
+    from locksmith.sim.expert import EXPERT_VERSION
+
+    if tune_episodes < 0:
+        raise ValueError(f"tune_episodes must be >= 0, got {tune_episodes}")
+    out = Path(out)
+    t0 = time.perf_counter()
+    summary = run_pretrain(recipe, train_config, out, datasets=datasets, resume=resume, progress=progress)
+    t1 = time.perf_counter()
+    task = tuning_task(recipe.tasks, datasets)
+    horizons = None
+    if tune_episodes > 0 and task is not None:
+        from locksmith.evaluate.horizon import tune_horizons
+
+        log.info("choosing each robot's re-planning horizon on %d validation episodes of %s", tune_episodes, task)
+        horizons = tune_horizons(summary["policy"], task=task, episodes=tune_episodes, workers=tune_workers)
+    record = {
+        "recipe": {**asdict(recipe), "datasets": list(datasets or [])}, "train": asdict(train_config),
+        "pretrain_seconds": t1 - t0, "horizon_seconds": time.perf_counter() - t1,
+        "training_seconds": summary["seconds"], "samples_per_s": summary["samples_per_s"],
+        "final_loss": summary["final_loss"], "parameters": summary["parameters"],
+        "resumed_from": summary["resumed_from"], "horizon_task": task, "horizon_episodes": tune_episodes,
+        "horizons": horizons, "policy": summary["policy"], "locksmith_version": __version__,
+        "expert_version": EXPERT_VERSION, "torch_threads": _torch_threads(),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    write_json_atomic(out / PRETRAIN_RECORD, record)
+    return record
+
+
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
