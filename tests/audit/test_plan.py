@@ -1,7 +1,14 @@
 import pytest
 import yaml
 
-from locksmith.audit.plan import PlanError, TrainingRule, bundled_plan, bundled_plans, load_plan, parse_plan
+from locksmith.audit.plan import (
+    PlanError,
+    TrainingRule,
+    bundled_plan,
+    bundled_plans,
+    load_plan,
+    parse_plan,
+)
 from locksmith.cli import main
 
 BASE = {
@@ -52,6 +59,32 @@ def test_toml_plan(tmp_path):
 def test_training_rule_is_one_clipped_formula():
     rule = TrainingRule(steps_per_demo=10, min_steps=50, max_steps=300)
     assert [rule.steps(n) for n in (1, 5, 10, 100)] == [50, 50, 100, 300]
+    assert [rule.warmup_steps(s) for s in (5, 300, 3000)] == [1, 30, 100]
+    assert TrainingRule(checkpoint_fractions=(0.5, 0.25)).checkpoint_steps(300) == (75, 150)
+
+
+def test_training_is_one_stated_recipe_with_a_grid_and_per_recipe_lambda():
+    plan = parse_plan({**BASE, "recipes": ["full", "lora"], "budgets": [5, 10, 20, 40],
+                       "training": {"lr": [3e-3, 1e-3], "schedule": "constant", "grad_clip": 0.5,
+                                    "recipes": {"full": {"weight": 0.01}, "lora": {"lora_rank": 4}}}})
+    assert plan.training.lr == (1e-3, 3e-3) and plan.training.schedule == "constant"
+    assert plan.training.recipe("full").weight == 0.01 and plan.training.recipe("lora").alpha == 8.0
+    assert plan.training.recipe("scratch").weight == 0.0  # a recipe the plan leaves alone gets the defaults
+    assert parse_plan({**BASE, "training": {"lr": 0.002}}).training.lr == (0.002,)  # one number is a grid of one
+    assert plan.headline == "full" and plan.tune_budget == 10  # the first recipe; the median budget
+    assert parse_plan({**BASE, "recipes": ["full", "lora"], "headline_recipe": "lora"}).headline == "lora"
+
+
+def test_the_pool_holds_twice_the_largest_budget_so_seeds_draw_their_own_demos():
+    from locksmith.audit.run import ResolvedTarget, demo_episodes
+
+    plan = parse_plan({**BASE, "budgets": [5, 20]})
+    assert plan.pool_size() == 40
+    target = ResolvedTarget("t", plan.targets[0], "so101", "reach", "d", tuple(range(plan.pool_size())), 0.5,
+                            "absolute 0.5", "", None)
+    at_max = [set(demo_episodes(target, 20, seed)) for seed in plan.seeds]
+    assert all(len(s) == 20 for s in at_max) and len({frozenset(s) for s in at_max}) == len(plan.seeds)
+    assert set(demo_episodes(target, 5, 1)) < set(demo_episodes(target, 20, 1))  # nested within a seed
 
 
 @pytest.mark.parametrize("change, field, words", [
@@ -60,7 +93,7 @@ def test_training_rule_is_one_clipped_formula():
     ({"recipes": ["scratch"]}, "recipes", "at least one adapted recipe"),
     ({"evaluation": {"slices": ["sideways"]}}, "evaluation.slices", "unknown slice 'sideways'"),
     ({"budgets": []}, "budgets", "budget list is empty"),
-    ({"budgets": [0, 3]}, "budgets", ">= 1"),
+    ({"budgets": [0, 3]}, "budgets", "between 1 and 5000"),
     ({"threshold": {"absolute": 1.5}}, "<root>", "must be in [0, 1]"),
     ({"threshold": {"expert_fraction": 0}}, "threshold", "(0, 1]"),
     ({"threshold": {"absolute": 0.5, "expert_fraction": 0.5}}, "threshold", "exactly one"),
@@ -69,6 +102,16 @@ def test_training_rule_is_one_clipped_formula():
     ({"training": {"min_steps": 10, "max_steps": 5}}, "training", "min_steps=10 > max_steps=5"),
     ({"budget": [1]}, "budget", "Extra inputs"),
     ({"prior": {"demo_noise": -0.01}}, "prior.demo_noise", "greater than or equal to 0"),
+    ({"seeds": [-1, 0, 1]}, "seeds", "between 0 and 99999"),
+    ({"threshold": {"absolute": float("nan")}}, "threshold.absolute", "finite number"),
+    ({"training": {"lr": [1e-3, float("inf")]}}, "training.lr", "must be in (0, 1]"),
+    ({"training": {"lr": []}}, "training.lr", "grid is empty"),
+    ({"training": {"recipes": {"lora": {"lora_rank": 100000}}}}, "training.recipes.lora.lora_rank", "less than"),
+    ({"training": {"recipes": {"full": {"weight": -1}}}}, "training.recipes.full.weight", "greater than"),
+    ({"training": {"recipes": {"full": {"weight": 0.1}}}}, "<root>", "does not run"),
+    ({"training": {"checkpoint_fractions": [1.0]}}, "training.checkpoint_fractions", "in (0, 1)"),
+    ({"headline_recipe": "full"}, "<root>", "not one of the plan's recipes"),
+    ({"evaluation": {"episodes": 1000000000}}, "evaluation.episodes", "less than or equal to 10000"),
 ])
 def test_bad_plans_name_file_field_and_value(tmp_path, change, field, words):
     path = _write(tmp_path, {**BASE, **change})
@@ -91,52 +134,6 @@ def test_cli_rejects_a_bad_plan_with_exit_2_and_writes_nothing(tmp_path, capsys)
     assert not out.exists()
     assert main(["audit", "nosuchplan"]) == 2
     assert main(["audit", str(path), "--quick"]) == 2
-
-
-def _fake_results(curves: dict[str, dict[int, float]], episodes: int = 20) -> list[dict]:
-    """Sweep results as `execute_run` writes them, from a success rate per (arm, budget)."""
-    rows = []
-    for arm, curve in curves.items():
-        for budget, rate in curve.items():
-            for seed in (0, 1):
-                k = int(round(rate * episodes))
-                rows.append({"target": "tabletop_arm", "arm": arm, "budget": budget, "seed": seed,
-                             "successes": k, "episodes": episodes, "value": k / episodes,
-                             "train_seconds": 10.0 * budget, "eval_seconds": 1.0, "frames": 100 * budget,
-                             "trainable_parameters": 1000, "checkpoint": "x",
-                             "per_slice": {"nominal": {"success_rate": k / episodes}}})
-    return rows
-
-
-def _resolved(plan):
-    from locksmith.audit.run import ResolvedTarget
-
-    return ResolvedTarget("tabletop_arm", plan.targets[0], "so101", "reach", "d", tuple(range(40)), 0.5,
-                          "absolute 0.5", "", None)
-
-
-def test_refinement_bisects_the_bracket_of_each_crossing_on_log_demos():
-    from locksmith.audit.summary import refine_budgets
-
-    plan = parse_plan({**BASE, "budgets": [2, 8, 32], "peer_baseline": "none"})
-    results = _fake_results({"scratch": {2: 0.0, 8: 0.1, 32: 0.9}, "lora": {2: 0.2, 8: 0.8, 32: 1.0}})
-    budgets = refine_budgets(plan, [_resolved(plan)], results, {})
-    assert budgets["tabletop_arm"] == {"scratch": [2, 8, 16, 32], "lora": [2, 4, 8, 32]}
-
-
-def test_summary_reports_a_lower_bound_when_scratch_never_reaches():
-    from locksmith.audit.summary import format_table, summarize
-
-    plan = parse_plan({**BASE, "budgets": [2, 8, 32], "peer_baseline": "none"})
-    results = _fake_results({"scratch": {2: 0.0, 8: 0.0, 32: 0.1}, "lora": {2: 0.2, 8: 0.8, 32: 1.0}})
-    audit = summarize(plan, [_resolved(plan)], results, {"checkpoint": "p"})
-    target = audit["targets"]["tabletop_arm"]
-    assert target["baseline_arm"] == "scratch" and target["adapted_arm"] == "lora"
-    gain = target["adaptation_gain"]
-    assert gain["is_lower_bound"] and gain["text"].startswith("> ") and not target["goal_met"]
-    # max budget / adapted crossing: 0.2 at 2 and 0.8 at 8 cross 0.5 half-way in log demos, at 4
-    assert gain["value"] == pytest.approx(32 / 4)
-    assert format_table(audit).splitlines()[0] == f"tabletop_arm: adaptation_gain={gain['text']}"
 
 
 def test_the_demonstrations_noise_is_part_of_the_prior_cache_key():

@@ -2,14 +2,20 @@
 
 A plan writes down, before anything runs, everything that decides the headline number:
 
-    prior       a checkpoint, or the pretraining stage to run (cached under the audit folder)
+    prior       left out: the published prior (`locksmith.priors`); or a checkpoint; or the
+                pretraining stage to run (cached by its settings in the user cache folder)
     targets     new robots: a bundled robot + task (simulator and scripted expert), or an
                 existing LeRobot dataset with its spec (no simulator: offline action error)
     recipes     the adapted arms to compare; `scratch` always runs, and LeRobot's ACT trained
-                from scratch (`peer_baseline: act`) is a second scratch arm
-    budgets     demonstration budgets (episodes), seeds, evaluation episodes and slices
+                from scratch (`peer_baseline: act`) is a second scratch arm; the headline
+                gain is the `headline_recipe`'s (default: the first recipe), fixed here
+    budgets     demonstration budgets (episodes), seeds (at least 3 for an interval), the
+                evaluation seed block, episodes and slices; each target records
+                `demo_pool_factor` x the largest budget, so seeds draw their own demos
     threshold   absolute, or a fraction of the scripted expert's success on the same episodes
-    training    ONE step rule applied to every arm alike (steps from the number of demos)
+    training    ONE training recipe applied to every arm alike: the step rule (steps from the
+                number of demos), warm-up, schedule, clipping, weight decay, the learning-rate
+                grid chosen per arm on validation seeds, λ and LoRA size per recipe
     shared / local / claim   the statement of what the prior shares, what each robot keeps,
                 and the exact metric that justifies calling the result a transfer
 
@@ -20,12 +26,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import tomllib
 from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from locksmith.data.record import DEFAULT_DEMO_NOISE
 from locksmith.embodiment.registry import known_robots, load_robot_spec
@@ -33,9 +47,13 @@ from locksmith.embodiment.spec import format_validation_error
 from locksmith.policy.adapters import RECIPES
 from locksmith.sim.slices import SLICES
 from locksmith.sim.tasks import TASKS
+from locksmith.train import defaults
 
 PLANS_DIR = Path(__file__).parent / "plans"
 PEER_ARMS = ("act",)
+MAX_EPISODES = 10_000  # evaluation episodes per slice
+MAX_STEPS = 1_000_000  # training steps per run
+MAX_BUDGET = 5_000  # demonstrations per run
 ROLE_ROBOTS = {"tabletop_arm": "so101", "mobile_manipulator": "mobile_panda", "bimanual_platform": "aloha"}
 
 
@@ -54,19 +72,22 @@ def _known(kind: str, name: str, known) -> str:
 
 
 class PriorSection(_Model):
-    """The prior: an existing checkpoint, or the pretraining stage that makes it."""
+    """The prior: an existing checkpoint, or the pretraining stage that makes it (the plan leaves
+    the section out for the published prior). Defaults are `locksmith pretrain`'s
+    (`locksmith.train.defaults`), so ``prior: {}`` rebuilds the published prior's recipe."""
 
     checkpoint: Path | None = None
-    robots: tuple[str, ...] = ("panda", "ur5e", "vx300s", "z1")
-    tasks: tuple[str, ...] = ("pick_place",)
-    demos_per_robot: int = Field(200, ge=1)
-    steps: int = Field(3000, ge=1)
-    batch_size: int = Field(256, ge=1)
-    lr: float = Field(1e-3, gt=0)
+    robots: tuple[str, ...] = defaults.POOL_ROBOTS
+    tasks: tuple[str, ...] = defaults.POOL_TASKS
+    demos_per_robot: int = Field(defaults.DEMOS_PER_ROBOT, ge=1, le=MAX_BUDGET)
+    steps: int = Field(defaults.PRETRAIN_STEPS, ge=1, le=MAX_STEPS)
+    batch_size: int = Field(defaults.PRETRAIN_BATCH_SIZE, ge=1, le=8192)
+    lr: float = Field(defaults.PRETRAIN_LR, gt=0, le=1, allow_inf_nan=False)
     weights: dict[str, float] | None = None
-    temperature: float = Field(1.0, gt=0)
+    temperature: float = Field(1.0, gt=0, allow_inf_nan=False)
     demo_noise: float = Field(DEFAULT_DEMO_NOISE, ge=0, allow_inf_nan=False)  # m, DART noise of the pool's demos
-    seed: int = 0
+    seed: int = Field(0, ge=0)
+    tune_episodes: int = Field(defaults.TUNE_EPISODES, ge=0, le=MAX_EPISODES)  # horizon choice (0: none)
     trunk: dict[str, int] = {}  # trunk sizes that differ from the policy's defaults (d_model, n_layers, ...)
 
     @field_validator("trunk")
@@ -100,8 +121,8 @@ class PriorSection(_Model):
 class Threshold(_Model):
     """Exactly one of an absolute value and a fraction of the expert's success."""
 
-    absolute: float | None = None
-    expert_fraction: float | None = None
+    absolute: float | None = Field(None, allow_inf_nan=False)
+    expert_fraction: float | None = Field(None, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _one(self) -> Threshold:
@@ -155,9 +176,17 @@ class TargetSection(_Model):
 
 
 class Evaluation(_Model):
-    episodes: int = Field(50, ge=1)
+    """The evaluation episodes every run is scored on.
+
+    ``seed_block`` names the block of evaluation seeds, fixed in the plan before anything runs:
+    episode i of block b is seed ``EVAL_SEED_BASE + 100_000 b + i``, disjoint from every
+    demonstration seed and from the validation seeds on which every choice is made.
+    """
+
+    episodes: int = Field(50, ge=1, le=MAX_EPISODES)
     slices: tuple[str, ...] = ("nominal",)
     holdout_fraction: float = Field(0.2, gt=0, lt=1)  # offline metric: episodes held out
+    seed_block: int = Field(0, ge=0, le=9_999)
 
     @field_validator("slices")
     @classmethod
@@ -167,14 +196,84 @@ class Evaluation(_Model):
         return tuple(_known("slice", s, SLICES) for s in v)
 
 
-class TrainingRule(_Model):
-    """The one training budget every arm gets: steps = clip(steps_per_demo × demos, min, max)."""
+class RecipeTraining(_Model):
+    """What one recipe trains with beyond the shared rule: its penalty and its LoRA size.
 
-    steps_per_demo: float = Field(40.0, gt=0)
-    min_steps: int = Field(300, ge=1)
-    max_steps: int = Field(2000, ge=1)
-    batch_size: int = Field(128, ge=1)
-    lr: float = Field(1e-3, gt=0)
+    ``weight`` is λ: L2-SP λ‖θ − θ*‖² toward the prior for ``full``, λ‖φ‖² on the trainable
+    parameters for the other recipes; 0 turns the penalty off.
+    """
+
+    weight: float = Field(0.0, ge=0, le=1e6, allow_inf_nan=False)
+    lora_rank: int = Field(8, ge=1, le=256)
+    lora_alpha: float | None = Field(None, gt=0, le=1e4, allow_inf_nan=False)  # default 2 x rank
+
+    @property
+    def alpha(self) -> float:
+        return float(self.lora_alpha if self.lora_alpha is not None else 2.0 * self.lora_rank)
+
+
+class TrainingRule(_Model):
+    """The one training recipe every arm gets, ours and LeRobot's ACT alike.
+
+    Steps follow the budget: ``steps = clip(steps_per_demo × demos, min_steps, max_steps)``.
+    AdamW with ``weight_decay``, a linear warm-up over ``warmup_fraction`` of the steps (at most
+    ``max_warmup_steps``), then the ``schedule``, gradient clipping at ``grad_clip`` (0: none).
+    The learning rate is chosen per arm from ONE grid ``lr`` (a number or a list) on validation
+    episodes: each arm trains at ``tune_budget`` demos (default: the median budget) with the
+    plan's first seed once per candidate, and the candidate with the better validation metric
+    (``tune_episodes`` episodes from the validation seeds) is used at every budget and seed.
+    The evaluation seeds never enter the choice. ``checkpoint_fractions``: fractions of the steps
+    at which each run is also evaluated, so that time to threshold is measured along training.
+    """
+
+    steps_per_demo: float = Field(40.0, gt=0, le=1e5, allow_inf_nan=False)
+    min_steps: int = Field(300, ge=1, le=MAX_STEPS)
+    max_steps: int = Field(2000, ge=1, le=MAX_STEPS)
+    batch_size: int = Field(128, ge=1, le=8192)
+    lr: tuple[float, ...] = (1e-3,)
+    warmup_fraction: float = Field(0.1, ge=0, lt=1)
+    max_warmup_steps: int = Field(100, ge=0, le=MAX_STEPS)
+    schedule: Literal["cosine", "constant"] = "cosine"
+    grad_clip: float = Field(1.0, ge=0, le=1e6, allow_inf_nan=False)
+    weight_decay: float = Field(1e-4, ge=0, le=10, allow_inf_nan=False)
+    recipes: dict[str, RecipeTraining] = {}
+    tune_budget: int | None = Field(None, ge=1)
+    tune_episodes: int = Field(50, ge=1, le=MAX_EPISODES)
+    checkpoint_fractions: tuple[float, ...] = (0.5,)
+
+    @field_validator("lr", mode="before")
+    @classmethod
+    def _lr_grid(cls, v: object) -> object:
+        return (v,) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
+
+    @field_validator("lr")
+    @classmethod
+    def _lr(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        if not v:
+            raise ValueError("the learning-rate grid is empty")
+        if len(v) > 8:
+            raise ValueError(f"at most 8 learning rates in the grid, got {len(v)}")
+        for lr in v:
+            if not (math.isfinite(lr) and 0 < lr <= 1):
+                raise ValueError(f"learning rate {lr} must be in (0, 1]")
+        return tuple(sorted(set(v)))
+
+    @field_validator("recipes")
+    @classmethod
+    def _recipes(cls, v: dict[str, RecipeTraining]) -> dict[str, RecipeTraining]:
+        for name in v:
+            _known("recipe", name, RECIPES)
+        return v
+
+    @field_validator("checkpoint_fractions")
+    @classmethod
+    def _fractions(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        for f in v:
+            if not (math.isfinite(f) and 0 < f < 1):
+                raise ValueError(f"checkpoint fraction {f} must be in (0, 1) (the final policy is always evaluated)")
+        if len(v) > 8:
+            raise ValueError(f"at most 8 checkpoint fractions, got {len(v)}")
+        return tuple(sorted(set(v)))
 
     @model_validator(mode="after")
     def _ordered(self) -> TrainingRule:
@@ -185,10 +284,22 @@ class TrainingRule(_Model):
     def steps(self, demos: int) -> int:
         return int(min(self.max_steps, max(self.min_steps, round(self.steps_per_demo * demos))))
 
+    def warmup_steps(self, steps: int) -> int:
+        return int(min(self.max_warmup_steps, max(1, round(self.warmup_fraction * steps)))
+                   if self.warmup_fraction > 0 else 0)
+
+    def checkpoint_steps(self, steps: int) -> tuple[int, ...]:
+        """The steps below ``steps`` at which a run is also evaluated (the final step always is)."""
+        return tuple(sorted({k for f in self.checkpoint_fractions if 0 < (k := int(round(f * steps))) < steps}))
+
+    def recipe(self, name: str) -> RecipeTraining:
+        """The recipe's own settings (defaults when the plan names none)."""
+        return self.recipes.get(name, RecipeTraining())
+
 
 class TransferPlan(_Model):
     name: str = "plan"
-    prior: PriorSection = PriorSection()
+    prior: PriorSection | None = None  # None: the published prior that ships with locksmith
     targets: tuple[TargetSection, ...]
     recipes: tuple[str, ...] = ("lora",)
     peer_baseline: Literal["act", "none"] = "act"
@@ -198,7 +309,8 @@ class TransferPlan(_Model):
     threshold: Threshold = Threshold(expert_fraction=0.8)
     training: TrainingRule = TrainingRule()
     refine_rounds: int = Field(0, ge=0, le=4)  # bisection on log demos around each crossing
-    lora_rank: int = Field(8, ge=1)
+    headline_recipe: str | None = None  # the adapted arm of the headline gain; default the first recipe
+    demo_pool_factor: float = Field(2.0, ge=1.0, le=10.0)  # demos recorded per target / largest budget
     shared: tuple[str, ...] = ()
     local: tuple[str, ...] = ()
     claim: str = ""
@@ -213,13 +325,37 @@ class TransferPlan(_Model):
             raise ValueError("name at least one adapted recipe (scratch always runs)")
         return adapted
 
+    @model_validator(mode="after")
+    def _headline(self) -> TransferPlan:
+        if self.headline_recipe is not None and self.headline_recipe not in self.recipes:
+            raise ValueError(f"headline_recipe {self.headline_recipe!r} is not one of the plan's recipes "
+                             f"{list(self.recipes)}")
+        unused = sorted(set(self.training.recipes) - set(self.recipes) - {"scratch"})
+        if unused:
+            raise ValueError(f"training.recipes names {unused}, which the plan does not run ({list(self.recipes)})")
+        return self
+
+    @property
+    def headline(self) -> str:
+        """The adapted arm the headline gain is reported for, fixed before anything runs."""
+        return self.headline_recipe or self.recipes[0]
+
+    @property
+    def tune_budget(self) -> int:
+        """The budget at which learning rates are chosen (the plan's, else the median budget)."""
+        return self.training.tune_budget or self.budgets[(len(self.budgets) - 1) // 2]
+
+    def pool_size(self) -> int:
+        """Demos recorded per simulated target: enough that seeds draw different demos at every budget."""
+        return int(math.ceil(self.demo_pool_factor * max(self.budgets)))
+
     @field_validator("budgets")
     @classmethod
     def _budgets(cls, v: tuple[int, ...]) -> tuple[int, ...]:
         if not v:
             raise ValueError("the budget list is empty")
-        if min(v) < 1:
-            raise ValueError(f"budgets must be >= 1 demonstration, got {list(v)}")
+        if min(v) < 1 or max(v) > MAX_BUDGET:
+            raise ValueError(f"budgets must be between 1 and {MAX_BUDGET} demonstrations, got {list(v)}")
         return tuple(sorted(set(v)))
 
     @field_validator("seeds")
@@ -227,6 +363,8 @@ class TransferPlan(_Model):
     def _seeds(cls, v: tuple[int, ...]) -> tuple[int, ...]:
         if not v:
             raise ValueError("the seed list is empty")
+        if min(v) < 0 or max(v) > 99_999:
+            raise ValueError(f"seeds must be between 0 and 99999, got {list(v)}")
         return tuple(dict.fromkeys(v))
 
     @model_validator(mode="after")

@@ -1,16 +1,23 @@
-"""Run a transfer audit end to end: prior (cached) → target demos → threshold → sweep → report.
+"""Run a transfer audit end to end: prior (cached) → target demos → threshold → tuning → sweep → report.
+
+The prior is the published one (`locksmith.priors`) unless the plan names a checkpoint or a
+pretraining stage; a plan's own prior is built once into the user cache
+(``~/.cache/locksmith/priors/<digest of its settings>/``, resumed when killed) and shared by
+every audit that names the same settings.
 
 Layout of the audit folder ``out``:
 
     plan.yaml                     the resolved plan
-    prior-<key>/                  the pretraining stage (data/, policy/, metrics); reused when
-                                  the plan's prior section is unchanged, resumed when killed
-    data/<robot>_<task>/          the targets' expert demonstrations (LeRobot datasets)
+    data/<robot>_<task>/          the targets' expert demonstrations (LeRobot datasets):
+                                  `TransferPlan.pool_size` episodes, twice the largest budget by default
     expert/<target>.json          the scripted expert on the evaluation episodes (threshold)
-    runs/<target>/<arm>/n<N>_s<S>/result.json   one file per finished run (see `sweep`)
-    audit.json, report.md, report.html          the summary and the report
+    runs/<target>/<arm>/tune/...  learning-rate candidates, scored on validation seeds
+    runs/<target>/<arm>/n<N>_s<S>-<key>/result.json   one file per finished run (see `sweep`)
+    audit.json, report.md, report.html                the summary and the report
 
-Every stage is a file, so a rerun after a crash redoes only what is missing.
+Every stage is a file, so a rerun after a crash redoes only what is missing. Every choice is
+made before the evaluation episodes are seen: the threshold and headline recipe are in the plan,
+and each arm's learning rate is chosen on validation seeds (`VALIDATION_SEED_BASE`).
 """
 
 from __future__ import annotations
@@ -27,11 +34,13 @@ from pathlib import Path
 
 import yaml
 
+from locksmith.atomic import write_file_atomic, write_json_atomic
 from locksmith.audit.plan import PlanError, TargetSection, TransferPlan
 from locksmith.audit.sweep import RunSpec, run_sweep
-from locksmith.atomic import write_file_atomic, write_json_atomic
 
 log = logging.getLogger(__name__)
+
+ARCHITECTURE_ONLY_ARMS = ("scratch", "act")  # arms that use no prior weights
 
 
 class AuditError(ValueError):
@@ -40,6 +49,14 @@ class AuditError(ValueError):
 
 @dataclass(frozen=True)
 class ResolvedTarget:
+    """One target once its data, spec, threshold and evaluation episodes are fixed.
+
+    Attributes:
+        train_episodes: the dataset episodes every run's demos are drawn from (held-out ones excluded).
+        eval_seeds: the evaluation seeds every run of this target is scored on (closed loop).
+        action_scale: (A,) offline targets: the one absolute-action scale every arm is scored in.
+    """
+
     label: str
     section: TargetSection
     robot: str
@@ -50,66 +67,115 @@ class ResolvedTarget:
     threshold_rule: str
     fingerprint: str
     expert: dict | None
+    spec_path: Path | None = None
+    spec_digest: str = ""
+    eval_seeds: tuple[int, ...] = ()
+    action_scale: tuple[float, ...] | None = None
 
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def folder_digest(folder: Path, names: tuple[str, ...] | None = None) -> str:
+    """sha256 over the files of a checkpoint folder (``names`` only, when given), names included."""
+    folder = Path(folder)
+    digest = hashlib.sha256()
+    paths = ([folder / n for n in names] if names is not None
+             else sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")))
+    for path in paths:
+        digest.update(str(path.relative_to(folder)).encode())
+        digest.update(path.read_bytes() if path.is_file() else b"")
+    return digest.hexdigest()
+
+
+def prior_architecture(prior_dir: Path) -> str:
+    """What a scratch arm takes from the prior: its config and instruction cache, hashed."""
+    return "architecture:" + folder_digest(prior_dir, ("config.json", "instructions.safetensors"))[:16]
+
+
 def ensure_prior(plan: TransferPlan, out: Path, progress: bool = True) -> tuple[Path, dict]:
-    """The prior's checkpoint folder, pretraining it (or resuming a killed pretraining) if needed."""
+    """The prior's checkpoint folder and what is known of it: the published prior when the plan
+    names none, a named checkpoint, or the plan's pretraining stage, built by `build_prior` (the
+    path `locksmith pretrain` takes) into the user cache, keyed by its settings."""
+    from locksmith.policy.policy import CheckpointError
+    from locksmith.priors import cache_dir, shipped_prior, shipped_record
     from locksmith.train.loop import TrainConfig
-    from locksmith.train.prior import PriorRecipe, run_pretrain
+    from locksmith.train.prior import PRETRAIN_RECORD, PriorRecipe, build_prior
 
     section = plan.prior
+    if section is None:
+        try:
+            path = shipped_prior()
+        except CheckpointError as err:
+            raise AuditError(str(err)) from None
+        record = shipped_record()
+        return path, {"checkpoint": str(path), "source": "published", "cached": True,
+                      "pretrain_seconds": record.get("pretrain_seconds"),
+                      "robots": list(record.get("recipe", {}).get("robots", [])),
+                      "tasks": list(record.get("recipe", {}).get("tasks", [])), "weights_sha256": folder_digest(path)}
     if section.checkpoint is not None:
         path = Path(section.checkpoint)
         if not (path / "config.json").is_file():
             raise PlanError(f"prior.checkpoint: {path} is not a locksmith checkpoint (no config.json)")
-        return path, {"checkpoint": str(path), "cached": True, "pretrain_seconds": None}
-    stage = out / f"prior-{section.cache_key()}"
-    marker = stage / "prior.json"
-    if marker.is_file() and (stage / "policy" / "config.json").is_file():
-        info = json.loads(marker.read_text())
-        return stage / "policy", {**info, "cached": True}
-    t0 = time.perf_counter()
-    recipe = PriorRecipe(robots=section.robots, tasks=section.tasks, demos_per_robot=section.demos_per_robot,
-                         weights=section.weights, temperature=section.temperature, demo_noise=section.demo_noise,
-                         trunk=dict(section.trunk))
-    config = TrainConfig(steps=section.steps, batch_size=section.batch_size, lr=section.lr, seed=section.seed,
-                         checkpoint_every=max(50, section.steps // 10))
-    log.info("pretraining the prior into %s", stage)
-    summary = run_pretrain(recipe, config, stage, resume=True, progress=progress)
-    info = {"checkpoint": str(stage / "policy"), "robots": list(section.robots), "tasks": list(section.tasks),
-            "pretrain_seconds": time.perf_counter() - t0, "samples_per_s": summary["samples_per_s"],
-            "parameters": summary["parameters"], "final_loss": summary["final_loss"],
-            "resumed_from": summary["resumed_from"]}
-    write_json_atomic(marker, info)
-    return stage / "policy", {**info, "cached": False}
+        record = _read_record(path.parent / PRETRAIN_RECORD)
+        return path, {"checkpoint": str(path), "source": "checkpoint", "cached": True,
+                      "pretrain_seconds": record.get("pretrain_seconds"), "weights_sha256": folder_digest(path)}
+    stage = cache_dir() / "priors" / section.cache_key()
+    record_path = stage / PRETRAIN_RECORD
+    cached = record_path.is_file() and (stage / "policy" / "config.json").is_file()
+    if not cached:
+        recipe = PriorRecipe(robots=section.robots, tasks=section.tasks, demos_per_robot=section.demos_per_robot,
+                             weights=section.weights, temperature=section.temperature,
+                             demo_noise=section.demo_noise, trunk=dict(section.trunk))
+        config = TrainConfig(steps=section.steps, batch_size=section.batch_size, lr=section.lr, seed=section.seed,
+                             checkpoint_every=max(50, section.steps // 10))
+        log.info("pretraining the prior into %s", stage)
+        build_prior(recipe, config, stage, resume=True, progress=progress, tune_episodes=section.tune_episodes)
+    record = _read_record(record_path)
+    return stage / "policy", {"checkpoint": str(stage / "policy"), "source": "pretrained by the plan",
+                              "cached": cached, "pretrain_seconds": record.get("pretrain_seconds"),
+                              "robots": list(section.robots), "tasks": list(section.tasks),
+                              "weights_sha256": folder_digest(stage / "policy")}
+
+
+def _read_record(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text()) if path.is_file() else {}
+    except (json.JSONDecodeError, OSError):
+        return {}
 
 
 def _resolve_target(plan: TransferPlan, target: TargetSection, prior, prior_dir: Path, out: Path) -> ResolvedTarget:
     from locksmith.data.loading import load_demonstrations
-    from locksmith.evaluate.offline import held_out_episodes
+    from locksmith.evaluate.offline import held_out_episodes, offline_action_scale
+    from locksmith.evaluate.rollout import EVAL_SEED_BASE
     from locksmith.train.compat import check_compatibility
     from locksmith.train.prior import ensure_demos
 
     label = target.label()
     need = max(plan.budgets)
+    spec_path = None if target.spec is None else Path(target.spec)
+    action_scale = None
+    eval_seeds: tuple[int, ...] = ()
     if target.source == "sim":
+        pool = plan.pool_size()
         root = out / "data" / f"{target.robot}_{target.task}"
-        demos = ensure_demos(target.robot, target.task, need, root)
+        demos = ensure_demos(target.robot, target.task, pool, root)
         dataset = root
-        train = tuple(range(need))
+        train = tuple(range(pool))
+        first = EVAL_SEED_BASE + 100_000 * plan.evaluation.seed_block
+        eval_seeds = tuple(range(first, first + plan.evaluation.episodes))
     else:
         dataset = Path(target.dataset)
-        demos = load_demonstrations(dataset, target.spec)
+        demos = load_demonstrations(dataset, spec_path)
         held = set(held_out_episodes(demos.num_episodes, plan.evaluation.holdout_fraction).tolist())
         train = tuple(i for i in range(demos.num_episodes) if i not in held)
         if need > len(train):
             raise AuditError(f"target {label!r}: budget {need} demos, but {dataset} has {len(train)} episodes "
                              f"outside the held-out {len(held)}")
-    report = check_compatibility(prior, prior_dir, dataset, target.spec)
+        action_scale = tuple(float(x) for x in offline_action_scale(demos, plan.evaluation.holdout_fraction))
+    report = check_compatibility(prior, prior_dir, dataset, spec_path)
     if not report.ok:
         raise AuditError(f"target {label!r}: the compatibility check refuses {dataset}:\n{report.format()}")
     threshold = plan.threshold_for(target)
@@ -122,61 +188,119 @@ def _resolve_target(plan: TransferPlan, target: TargetSection, prior, prior_dir:
         expert = _expert_success(plan, target, out / "expert" / f"{label}.json")
         value = threshold.expert_fraction * expert["success_rate"]
         rule = f"{threshold.expert_fraction:g} x expert success ({expert['success_rate']:.2f})"
+    spec_digest = hashlib.sha256(demos.spec.to_yaml().encode()).hexdigest()[:16]
     return ResolvedTarget(label, target, demos.spec.name, target.task, dataset, train, float(value), rule,
-                          demos.fingerprint, expert)
+                          demos.fingerprint, expert, spec_path, spec_digest, eval_seeds, action_scale)
 
 
 def _expert_success(plan: TransferPlan, target: TargetSection, path: Path) -> dict:
-    """The scripted expert on the audit's own evaluation episodes (cached)."""
+    """The scripted expert on the audit's own evaluation episodes (cached, keyed by the expert's version)."""
     from locksmith.evaluate.evaluator import evaluate
+    from locksmith.sim.expert import EXPERT_VERSION
 
     key = {"robot": target.robot, "task": target.task, "episodes": plan.evaluation.episodes,
-           "slices": list(plan.evaluation.slices)}
+           "slices": list(plan.evaluation.slices), "seed_block": plan.evaluation.seed_block,
+           "expert_version": EXPERT_VERSION}
     if path.is_file():
         cached = json.loads(path.read_text())
         if cached.get("key") == key:
             return cached
     result = evaluate(target.robot, target.task, plan.evaluation.episodes, list(plan.evaluation.slices),
-                      checkpoint=None, seed=0)
+                      checkpoint=None, seed=plan.evaluation.seed_block)
     record = {"key": key, "success_rate": result["success_rate"], "ci95": result["ci95"],
               "per_slice": {k: v["success_rate"] for k, v in result["per_slice"].items()}}
     write_json_atomic(path, record)
     return record
 
 
+def demo_episodes(target: ResolvedTarget, budget: int, seed: int) -> tuple[int, ...]:
+    """The dataset episodes every arm of (budget, seed) trains on: a seeded draw from the pool,
+    nested across budgets for one seed (`choose_episodes`), different between seeds."""
+    from locksmith.train.adapt import choose_episodes
+
+    positions = choose_episodes(len(target.train_episodes), budget, seed)
+    return tuple(int(target.train_episodes[i]) for i in positions)
+
+
+def _run_spec(plan: TransferPlan, t: ResolvedTarget, arm: str, budget: int, seed: int, lr: float, out: Path,
+              prior_dir: Path, digests: dict[str, str], purpose: str = "report") -> RunSpec:
+    from locksmith.evaluate.horizon import VALIDATION_SEED_BASE
+    from locksmith.evaluate.rollout import EVAL_SEED_BASE
+    from locksmith.sim.expert import EXPERT_VERSION
+
+    rule, recipe = plan.training, plan.training.recipe(arm)
+    steps = rule.steps(budget)
+    tune = purpose == "tune"
+    spec = RunSpec(
+        target=t.label, arm=arm, budget=int(budget), seed=int(seed), robot=t.robot, task=t.task,
+        metric=t.section.metric, prior=str(prior_dir),
+        prior_digest=digests["architecture" if arm in ARCHITECTURE_ONLY_ARMS else "weights"],
+        dataset=str(t.dataset), dataset_fingerprint=t.fingerprint, demo_episodes=demo_episodes(t, budget, seed),
+        steps=steps, batch_size=rule.batch_size, lr=float(lr), warmup_steps=rule.warmup_steps(steps),
+        schedule=rule.schedule, grad_clip=rule.grad_clip, weight_decay=rule.weight_decay,
+        weight=recipe.weight if arm not in ARCHITECTURE_ONLY_ARMS else 0.0,
+        lora_rank=recipe.lora_rank, lora_alpha=recipe.alpha,
+        checkpoint_steps=() if tune else rule.checkpoint_steps(steps),
+        episodes=rule.tune_episodes if tune else plan.evaluation.episodes, slices=plan.evaluation.slices,
+        eval_seed_base=VALIDATION_SEED_BASE if tune else EVAL_SEED_BASE,
+        eval_block=plan.evaluation.seed_block, holdout_fraction=plan.evaluation.holdout_fraction, run_dir="",
+        spec_path=None if t.spec_path is None else str(t.spec_path), spec_digest=t.spec_digest,
+        action_scale=t.action_scale, expert_version=EXPERT_VERSION if t.section.source == "sim" else 0,
+        purpose=purpose)
+    folder = out / "runs" / t.label / arm
+    name = f"n{int(budget):04d}_s{int(seed)}-{spec.key[:10]}"
+    run_dir = folder / "tune" / f"lr{lr:g}_{name}" if tune else folder / name
+    return RunSpec(**{**spec.__dict__, "run_dir": str(run_dir)})
+
+
+def tuning_specs(plan: TransferPlan, targets: list[ResolvedTarget], prior_dir: Path, out: Path,
+                 digests: dict[str, str]) -> list[RunSpec]:
+    """One validation run per (target, arm, learning rate) when the grid has more than one rate."""
+    if len(plan.training.lr) < 2:
+        return []
+    budget = min(plan.tune_budget, *(len(t.train_episodes) for t in targets))
+    return [_run_spec(plan, t, arm, budget, plan.seeds[0], lr, out, prior_dir, digests, "tune")
+            for t in targets for arm in plan.arms for lr in plan.training.lr]
+
+
+def choose_learning_rates(plan: TransferPlan, targets: list[ResolvedTarget], results: list[dict]) -> dict:
+    """``{target: {arm: TuningRecord}}``: per arm the rate with the best validation metric (the
+    smaller rate on a tie); the grid's only rate when it has one."""
+    from locksmith.audit.schema import TuningRecord
+
+    chosen: dict[str, dict] = {}
+    for t in targets:
+        higher = t.section.metric == "success"
+        chosen[t.label] = {}
+        for arm in plan.arms:
+            scores = {float(r["training"]["lr"]): float(r["value"]) for r in results
+                      if r["target"] == t.label and r["arm"] == arm}
+            if not scores:
+                lr = plan.training.lr[0]
+                chosen[t.label][arm] = TuningRecord(arm=arm, grid=plan.training.lr, budget=0, seed=plan.seeds[0],
+                                                    validation_episodes=0, validation={}, chosen_lr=lr)
+                continue
+            best = max(sorted(scores), key=lambda lr: scores[lr] if higher else -scores[lr])
+            sample = next(r for r in results if r["target"] == t.label and r["arm"] == arm)
+            chosen[t.label][arm] = TuningRecord(
+                arm=arm, grid=plan.training.lr, budget=int(sample["budget"]), seed=int(sample["seed"]),
+                validation_episodes=int(sample["settings"]["episodes"]) if higher else 0,
+                validation={f"{lr:g}": v for lr, v in sorted(scores.items())}, chosen_lr=best)
+    return chosen
+
+
 def run_specs(plan: TransferPlan, targets: list[ResolvedTarget], prior_dir: Path, out: Path,
+              digests: dict[str, str], tuning: dict,
               budgets: dict[str, dict[str, list[int]]] | None = None) -> list[RunSpec]:
     """One `RunSpec` per (target, arm, budget, seed); ``budgets[target][arm]`` overrides the plan's."""
     specs = []
-    architecture = prior_architecture(prior_dir)
     for t in targets:
         for arm in plan.arms:
+            lr = tuning[t.label][arm].chosen_lr
             for budget in (budgets or {}).get(t.label, {}).get(arm, plan.budgets):
                 for seed in plan.seeds:
-                    specs.append(RunSpec(
-                        target=t.label, arm=arm, budget=int(budget), seed=int(seed), robot=t.robot, task=t.task,
-                        metric=t.section.metric, prior=str(prior_dir), dataset=str(t.dataset),
-                        train_episodes=t.train_episodes, steps=plan.training.steps(int(budget)),
-                        batch_size=plan.training.batch_size, lr=plan.training.lr, lora_rank=plan.lora_rank,
-                        episodes=plan.evaluation.episodes, slices=plan.evaluation.slices,
-                        holdout_fraction=plan.evaluation.holdout_fraction,
-                        run_dir=str(out / "runs" / t.label / arm / f"n{int(budget):04d}_s{int(seed)}"),
-                        prior_identity=architecture if arm in ARCHITECTURE_ONLY_ARMS else str(prior_dir),
-                        dataset_fingerprint=t.fingerprint))
+                    specs.append(_run_spec(plan, t, arm, int(budget), int(seed), lr, out, prior_dir, digests))
     return specs
-
-
-ARCHITECTURE_ONLY_ARMS = ("scratch", "act")  # arms that use no prior weights
-
-
-def prior_architecture(prior_dir: Path) -> str:
-    """What a scratch arm takes from the prior: its config and instruction cache, hashed."""
-    digest = hashlib.sha256()
-    for name in ("config.json", "instructions.safetensors"):
-        path = Path(prior_dir) / name
-        digest.update(name.encode())
-        digest.update(path.read_bytes() if path.is_file() else b"")
-    return "architecture:" + digest.hexdigest()[:16]
 
 
 def _versions() -> dict:
@@ -193,8 +317,8 @@ def _versions() -> dict:
 
 def run_audit(plan: TransferPlan, out: str | Path, plan_file: str | None = None, workers: int | None = None,
               ray_address: str | None = None, progress: bool = True, quick: bool = False,
-              command: str = "locksmith audit") -> dict:
-    """Run (or resume) the whole audit; returns the audit dict also written to ``audit.json``."""
+              command: str = "locksmith audit"):
+    """Run (or resume) the whole audit; returns the `AuditResult` also written to ``audit.json``."""
     from locksmith.audit.summary import refine_budgets, summarize
 
     out = Path(out)
@@ -206,28 +330,33 @@ def run_audit(plan: TransferPlan, out: str | Path, plan_file: str | None = None,
 
     prior = CrossEmbodimentPolicy.from_pretrained(prior_dir)  # read once for every target's check
     targets = [_resolve_target(plan, t, prior, prior_dir, out) for t in plan.targets]
+    digests = {"weights": "weights:" + prior_info["weights_sha256"][:16],
+               "architecture": prior_architecture(prior_dir)}
+    tune = tuning_specs(plan, targets, prior_dir, out, digests)
+    tuned = run_sweep(tune, workers=workers, ray_address=ray_address, progress=progress, desc="tuning runs")
+    tuning = choose_learning_rates(plan, targets, tuned)
     budgets: dict[str, dict[str, list[int]]] = {}
-    specs = run_specs(plan, targets, prior_dir, out)
+    specs = run_specs(plan, targets, prior_dir, out, digests, tuning)
     results = run_sweep(specs, workers=workers, ray_address=ray_address, progress=progress)
     for _ in range(plan.refine_rounds):
         budgets = refine_budgets(plan, targets, results, budgets)
-        extra = [s for s in run_specs(plan, targets, prior_dir, out, budgets) if s.run_dir not in
-                 {r.run_dir for r in specs}]
+        extra = [s for s in run_specs(plan, targets, prior_dir, out, digests, tuning, budgets)
+                 if s.run_dir not in {r.run_dir for r in specs}]
         if not extra:
             break
         specs += extra
         results = run_sweep(specs, workers=workers, ray_address=ray_address, progress=progress)
-    audit = summarize(plan, targets, results, prior_info)
-    audit["plan_file"] = plan_file
-    audit["quick"] = quick
-    audit["reproducibility"] = {
+    reproducibility = {
         "seeds": list(plan.seeds), "versions": _versions(),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
         "dataset_fingerprints": {t.label: t.fingerprint for t in targets},
         "started": started, "finished": _now(), "seconds": time.perf_counter() - t0, "command": command,
         "workers": workers, "ray_address": ray_address,
     }
-    from locksmith.audit.report import write_audit_json, write_report
+    audit = summarize(plan, targets, results, prior_info, tuning, plan_file=plan_file, quick=quick,
+                      reproducibility=reproducibility)
+    from locksmith.audit.report import write_report
+    from locksmith.audit.schema import write_audit_json
 
     write_audit_json(audit, out / "audit.json")
     write_report(audit, out)

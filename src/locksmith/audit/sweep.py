@@ -1,20 +1,29 @@
 """The audit's sweep: every (target, arm, budget, seed) is an independent run whose result is a file.
 
-    runs/<target>/<arm>/n<budget>_s<seed>/result.json   the finished run (written last, atomically)
-    runs/<target>/<arm>/n<budget>_s<seed>/work/         its checkpoint and training files
+    runs/<target>/<arm>/n<budget>_s<seed>-<key>/result.json   the finished run (written last, atomically)
+    runs/<target>/<arm>/n<budget>_s<seed>-<key>/work/         its checkpoint and training files
+    runs/<target>/<arm>/tune/lr<lr>_n<budget>_s<seed>-<key>/  a learning-rate candidate (validation seeds)
 
-A run whose ``result.json`` exists and was made by the same run settings is never redone, so a
-sweep killed at any point (SIGKILL included) resumes losing at most the runs in flight: their
-``work/`` folders are cleared and they start over. Runs go to local worker processes by default
-(one core each), or to a Ray cluster (``ray_address``); both call the same `execute_run`.
+A run is keyed by its content (`RunSpec.key`): digests of the prior's weights (of its config and
+instruction cache for the arms that only borrow its architecture), of the target's dataset and
+spec, the scripted expert's version and every setting. A run whose ``result.json`` exists with the
+same settings is never redone; re-pointing a prior folder at other weights, or re-recording a
+dataset, gives other keys and so other runs. A sweep killed at any point (SIGKILL included)
+resumes losing at most the runs in flight: their ``work/`` folders are cleared and they start
+over. Runs go to local worker processes by default (one core each), or to a Ray cluster
+(``ray_address``); both call the same `execute_run`.
 
-Every arm of one (budget, seed) trains on the same seeded subset of the target's demos, with the
-same step rule, and is evaluated on the same evaluation episodes (paired comparison).
+Paired by construction: every arm of one (budget, seed) trains on the same demos (the resolved
+dataset episode indices travel in the spec and are written into ``result.json``), with the same
+training recipe, and every run of a target is scored on the same evaluation episodes, whose
+per-episode outcomes ``result.json`` keeps keyed by slice and evaluation seed. Each run is also
+evaluated at ``checkpoint_steps`` along training, so time to threshold is measured, not assumed.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -31,6 +40,7 @@ from locksmith.atomic import write_json_atomic
 log = logging.getLogger(__name__)
 
 RESULT_FILE = "result.json"
+PATH_FIELDS = ("run_dir", "threads", "prior", "dataset", "spec_path")  # where things are, not what they are
 
 
 @dataclass(frozen=True)
@@ -40,40 +50,61 @@ class RunSpec:
     target: str
     arm: str  # scratch, act, or an adapter recipe
     budget: int  # demonstrations
-    seed: int
+    seed: int  # training seed (demo subset, initialisation, batches)
     robot: str  # the embodiment's name
     task: str
     metric: str  # success | offline_action_error
-    prior: str  # prior checkpoint folder (scratch uses its architecture)
+    prior: str  # prior checkpoint folder (scratch and act use only its architecture)
+    prior_digest: str  # sha256 of what the arm takes from the prior (weights, or config + instructions)
     dataset: str  # the target's demonstrations
-    train_episodes: tuple[int, ...]  # positions in the dataset the subset is drawn from
+    dataset_fingerprint: str  # content hash of the dataset's data files
+    demo_episodes: tuple[int, ...]  # dataset episode indices this run trains on
     steps: int
     batch_size: int
     lr: float
+    warmup_steps: int
+    schedule: str
+    grad_clip: float
+    weight_decay: float
+    weight: float  # λ: L2-SP for full, λ‖φ‖² for the other recipes, 0 for none
     lora_rank: int
+    lora_alpha: float
+    checkpoint_steps: tuple[int, ...]  # also evaluated at these steps (the final step always)
     episodes: int  # evaluation episodes per slice
     slices: tuple[str, ...]
+    eval_seed_base: int  # evaluation (or validation) seeds: base + 100_000 * block + i
+    eval_block: int
     holdout_fraction: float
     run_dir: str
+    spec_path: str | None = None  # the target's spec file when it is not beside the dataset
+    spec_digest: str = ""
+    action_scale: tuple[float, ...] | None = None  # offline metric: the target's one fixed scale
+    expert_version: int = 0
+    purpose: str = "report"  # report | tune
     threads: int = 1
-    # What of the prior decides the result: its folder for an adapted arm; for the arms that
-    # only borrow its architecture (scratch, act) a hash of its config and instructions, so
-    # a retrained or moved prior of the same architecture does not redo them.
-    prior_identity: str = ""
-    # The target dataset's content fingerprint: a dataset re-recorded at the same path redoes
-    # every run on it.
-    dataset_fingerprint: str = ""
 
     @property
     def settings(self) -> dict:
         """What decides the result (a finished run with other settings is redone)."""
         data = asdict(self)
-        for key in ("run_dir", "threads", "prior_identity"):
+        for key in PATH_FIELDS:
             data.pop(key)
-        data["prior"] = self.prior_identity or self.prior
-        data["slices"] = list(self.slices)
-        data["train_episodes"] = list(self.train_episodes)
+        for key in ("slices", "demo_episodes", "checkpoint_steps"):
+            data[key] = list(data[key])
+        if data["action_scale"] is not None:
+            data["action_scale"] = list(data["action_scale"])
         return data
+
+    @property
+    def key(self) -> str:
+        """The run's content key: a digest of its settings."""
+        return hashlib.sha256(json.dumps(self.settings, sort_keys=True).encode()).hexdigest()[:16]
+
+    def training_record(self) -> dict:
+        return {"lr": self.lr, "warmup_steps": self.warmup_steps, "schedule": self.schedule,
+                "grad_clip": self.grad_clip, "weight_decay": self.weight_decay, "steps": self.steps,
+                "batch_size": self.batch_size, "weight": self.weight, "lora_rank": self.lora_rank,
+                "lora_alpha": self.lora_alpha}
 
 
 @dataclass
@@ -95,50 +126,64 @@ def load_result(spec: RunSpec) -> dict | None:
     return result if result.get("settings") == spec.settings else None
 
 
-def _train(spec: RunSpec, work: Path) -> tuple[Path, dict]:
-    """Train this run's arm on its demo subset; returns (checkpoint, training record)."""
-    import numpy as np
+def _train(spec: RunSpec, work: Path) -> tuple[Path, dict, list[dict]]:
+    """Train this run's arm on its demos; returns (checkpoint, training record, snapshots).
 
+    Snapshots are ``{"step", "train_seconds", "path"}`` along training, the final policy last.
+    """
     from locksmith.data.loading import load_demonstrations
-    from locksmith.train.adapt import adapt, choose_episodes
+    from locksmith.train.adapt import adapt
     from locksmith.train.loop import TrainConfig
 
-    data = load_demonstrations(spec.dataset)
-    pool = data.subset(list(spec.train_episodes)) if len(spec.train_episodes) != data.num_episodes else data
+    data = load_demonstrations(spec.dataset, spec.spec_path)
     config = TrainConfig(steps=spec.steps, batch_size=spec.batch_size, lr=spec.lr, seed=spec.seed,
-                         checkpoint_every=spec.steps, warmup_steps=min(100, max(1, spec.steps // 10)))
+                         weight_decay=spec.weight_decay, warmup_steps=spec.warmup_steps,
+                         grad_clip=spec.grad_clip, schedule=spec.schedule, checkpoint_every=spec.steps)
     if spec.arm == "act":
         from locksmith.train.act_peer import train_act_peer
 
-        positions = choose_episodes(pool.num_episodes, spec.budget, spec.seed)
-        subset = pool.subset(positions)
-        record = train_act_peer(subset, work / "act", steps=spec.steps, batch_size=spec.batch_size,
-                                lr=spec.lr, seed=spec.seed, progress=False)
-        record = {**record, "demos": int(len(positions)), "frames": subset.num_frames,
-                  "episodes": np.asarray(positions).tolist()}
-        return work / "act", record
-    record = adapt(spec.prior, spec.dataset, spec.arm, work, demos=spec.budget, train_config=config,
-                   lora_rank=spec.lora_rank, lora_alpha=2.0 * spec.lora_rank, progress=False, data=pool)
-    record.pop("compatibility", None)
-    return work / "policy", record
+        subset = data.subset(list(spec.demo_episodes))
+        record = train_act_peer(subset, work / "act", config=config, checkpoint_steps=spec.checkpoint_steps,
+                                progress=False)
+        record = {**record, "demos": len(spec.demo_episodes), "frames": subset.num_frames}
+        snapshots = [{"step": int(c["step"]), "train_seconds": float(c["train_seconds"]), "path": str(c["path"])}
+                     for c in record.pop("checkpoints")]
+        return work / "act", record, snapshots
+    record = adapt(spec.prior, spec.dataset, spec.arm, work, train_config=config, lora_rank=spec.lora_rank,
+                   lora_alpha=spec.lora_alpha, weight=spec.weight, progress=False, data=data, spec=spec.spec_path,
+                   episodes=spec.demo_episodes, checked=True, snapshot_steps=spec.checkpoint_steps)
+    snapshots = [{"step": int(c["step"]), "train_seconds": float(c["seconds"]), "path": c["path"]}
+                 for c in record["snapshots"]]
+    snapshots.append({"step": spec.steps, "train_seconds": float(record["train_seconds"]),
+                      "path": str(work / "policy")})
+    return work / "policy", record, snapshots
 
 
-def _evaluate(spec: RunSpec, checkpoint: Path) -> dict:
+def _evaluate(spec: RunSpec, checkpoint: Path | str) -> dict:
+    """The run's metric on its evaluation episodes, with every episode's outcome keyed."""
     if spec.metric == "offline_action_error":
+        import numpy as np
+
         from locksmith.evaluate.offline import offline_action_error
 
-        r = offline_action_error(checkpoint, spec.dataset, holdout_fraction=spec.holdout_fraction)
-        return {"value": r["offline_action_error"], "offline": r}
+        r = offline_action_error(checkpoint, spec.dataset, holdout_fraction=spec.holdout_fraction,
+                                 spec=spec.spec_path, action_scale=np.asarray(spec.action_scale))
+        return {"value": r["offline_action_error"], "episode_keys": [], "outcomes": [], "per_slice": {},
+                "shield_interventions": {}, "offline": r}
     from locksmith.evaluate.evaluator import evaluate
 
-    r = evaluate(spec.robot, spec.task, spec.episodes, list(spec.slices), checkpoint=checkpoint, seed=0,
-                 workers=1)
-    per_slice = {name: {"successes": int(round(s["success_rate"] * s["episodes"])), "episodes": s["episodes"],
-                        "success_rate": s["success_rate"], "shield_interventions": s["shield_interventions"]}
-                 for name, s in r["per_slice"].items()}
-    return {"value": r["success_rate"], "successes": int(round(r["success_rate"] * r["episodes"])),
-            "episodes": r["episodes"], "per_slice": per_slice,
-            "shield_interventions": r["shield_interventions"], "mean_episode_seconds": r["mean_episode_seconds"]}
+    r = evaluate(spec.robot, spec.task, spec.episodes, list(spec.slices), checkpoint=checkpoint,
+                 seed=spec.eval_block, workers=1, seed_base=spec.eval_seed_base)
+    keys, outcomes, per_slice = [], [], {}
+    for name in spec.slices:
+        s = r["per_slice"][name]
+        keys += [f"{name}/{seed}" for seed in s["seeds"]]
+        outcomes += [int(o) for o in s["outcomes"]]
+        per_slice[name] = {"successes": int(sum(s["outcomes"])), "episodes": s["episodes"],
+                           "success_rate": s["success_rate"], "shield_interventions": s["shield_interventions"]}
+    return {"value": r["success_rate"], "episode_keys": keys, "outcomes": outcomes, "per_slice": per_slice,
+            "shield_interventions": r["shield_interventions"], "offline": None,
+            "mean_episode_seconds": r["mean_episode_seconds"]}
 
 
 def execute_run(spec: RunSpec) -> dict:
@@ -163,23 +208,36 @@ def _execute_locked(spec: RunSpec, run_dir: Path) -> dict:
     if work.exists():  # left by a run that was killed: start it over
         shutil.rmtree(work)
     work.mkdir(parents=True)
-    t0 = time.perf_counter()
-    checkpoint, record = _train(spec, work)
-    train_seconds = float(record.get("wallclock_seconds", time.perf_counter() - t0))
+    checkpoint, record, snapshots = _train(spec, work)
     t1 = time.perf_counter()
-    evaluation = _evaluate(spec, checkpoint)
+    checkpoints = []
+    for snap in snapshots:
+        final = snap is snapshots[-1]
+        evaluation = _evaluate(spec, checkpoint if final else snap["path"])
+        checkpoints.append({"step": snap["step"], "train_seconds": snap["train_seconds"],
+                            "value": evaluation["value"], "outcomes": evaluation["outcomes"]})
+        if not final:
+            shutil.rmtree(snap["path"], ignore_errors=True)  # evaluated: only the final key is kept
     result = {
-        "settings": spec.settings,
+        "key": spec.key, "settings": spec.settings,
         "target": spec.target, "arm": spec.arm, "budget": spec.budget, "seed": spec.seed,
-        "metric": spec.metric, **evaluation,
-        "train_seconds": train_seconds, "eval_seconds": time.perf_counter() - t1,
+        "metric": spec.metric, "purpose": spec.purpose, **evaluation, "checkpoints": checkpoints,
+        "train_seconds": snapshots[-1]["train_seconds"], "eval_seconds": time.perf_counter() - t1,
+        "demo_episodes": list(spec.demo_episodes), "eval_seeds": _eval_seeds(spec),
         "demos": int(record.get("demos", spec.budget)), "frames": int(record.get("frames", 0)),
         "trainable_parameters": int(record.get("trainable_parameters", record.get("parameters", 0))),
-        "final_loss": record.get("final_loss"), "checkpoint": str(checkpoint),
+        "final_loss": record.get("final_loss"), "checkpoint": str(checkpoint), "training": spec.training_record(),
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     write_json_atomic(run_dir / RESULT_FILE, result)
     return result
+
+
+def _eval_seeds(spec: RunSpec) -> list[int]:
+    if spec.metric != "success":
+        return []
+    first = spec.eval_seed_base + 100_000 * spec.eval_block
+    return list(range(first, first + spec.episodes))
 
 
 def _run_local(todo: Sequence[RunSpec], workers: int, on_result: Callable[[dict], None]) -> None:
@@ -232,7 +290,7 @@ def _run_ray(todo: Sequence[RunSpec], address: str, on_result: Callable[[dict], 
 
 
 def run_sweep(specs: Sequence[RunSpec], workers: int | None = None, ray_address: str | None = None,
-              progress: bool = True) -> list[dict]:
+              progress: bool = True, desc: str = "audit runs") -> list[dict]:
     """Run every spec not already finished; returns all results in the order of ``specs``.
 
     Args:
@@ -250,7 +308,7 @@ def run_sweep(specs: Sequence[RunSpec], workers: int | None = None, ray_address:
         else:
             todo.append(spec)
     log.info("sweep: %d runs, %d already finished, %d to run", len(specs), len(results), len(todo))
-    bar = tqdm(total=len(specs), initial=len(results), desc="audit runs", unit="run", disable=not progress)
+    bar = tqdm(total=len(specs), initial=len(results), desc=desc, unit="run", disable=not progress)
 
     run_dirs = {json.dumps(s.settings, sort_keys=True): s.run_dir for s in todo}
 
