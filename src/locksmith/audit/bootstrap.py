@@ -16,8 +16,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from locksmith.audit.arms import ArmResults, CheckpointResults
-from locksmith.audit.crossing import Crossing, check_n_boot, crossing_of_sorted, demos_to_threshold, \
-    finite_number, json_number
+from locksmith.audit.crossing import (
+    Crossing,
+    check_n_boot,
+    crossing_of_sorted,
+    demos_to_threshold,
+    finite_number,
+    json_number,
+)
 
 MIN_SEEDS_FOR_INTERVAL = 3  # with 1-2 seeds a nominal 95 % interval covered 53-80 % in simulation
 

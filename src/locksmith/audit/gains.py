@@ -13,8 +13,13 @@ from typing import Literal
 import numpy as np
 
 from locksmith.audit.arms import ArmResults
-from locksmith.audit.bootstrap import MIN_SEEDS_FOR_INTERVAL, arm_crossing, check_shared_design, \
-    joint_replicate_curves, replicate_crossings
+from locksmith.audit.bootstrap import (
+    MIN_SEEDS_FOR_INTERVAL,
+    arm_crossing,
+    check_shared_design,
+    joint_replicate_curves,
+    replicate_crossings,
+)
 from locksmith.audit.crossing import Crossing, check_n_boot, finite_number, json_number
 
 GainKind = Literal["exact", "lower_bound", "upper_bound", "undefined"]

@@ -59,8 +59,20 @@ from locksmith.audit.bootstrap import (
     joint_replicate_curves,
     replicate_crossings,
 )
-from locksmith.audit.crossing import REACH_TOLERANCE, Crossing, CrossingStatus, demos_to_threshold, isotonic_fit
-from locksmith.audit.gains import Gain, StrongerArm, adaptation_gain, negative_transfer, stronger_arm
+from locksmith.audit.crossing import (
+    REACH_TOLERANCE,
+    Crossing,
+    CrossingStatus,
+    demos_to_threshold,
+    isotonic_fit,
+)
+from locksmith.audit.gains import (
+    Gain,
+    StrongerArm,
+    adaptation_gain,
+    negative_transfer,
+    stronger_arm,
+)
 from locksmith.audit.wallclock import time_to_threshold, wallclock_gain
 
 __all__ = [

@@ -8,7 +8,12 @@ from __future__ import annotations
 import numpy as np
 
 from locksmith.audit.arms import CheckpointResults
-from locksmith.audit.bootstrap import MIN_SEEDS_FOR_INTERVAL, check_shared_design, joint_weights, replicate_means
+from locksmith.audit.bootstrap import (
+    MIN_SEEDS_FOR_INTERVAL,
+    check_shared_design,
+    joint_weights,
+    replicate_means,
+)
 from locksmith.audit.crossing import Crossing, check_n_boot, finite_number, reach_margin
 from locksmith.audit.gains import Gain, build_gain, gain_kind
 
