@@ -1,9 +1,11 @@
 """Closed-loop control by a LeRobot ACT peer checkpoint (see `locksmith.train.act_peer`).
 
-`load_act_peer` reads the folder through lerobot's own loaders (config, weights, processors);
-`ACTAgent` acts for a batch of environments, one batched inference for every environment
-whose queue ran out, re-planning every ``n_action_steps`` as `PolicyAgent` does. Its actions
-are in the robot's native units, so the evaluator sends them through the same safety shield.
+`load_act_peer` reads the folder through lerobot's own loaders (config, weights, processors)
+and the stats and spec saved beside them; `ACTAgent` acts for a batch of environments, one
+batched inference for every environment whose queue ran out, with each environment's
+instruction (ACT reads the cube and pad it names in the current scene, `act_peer.named_features`),
+re-planning every ``n_action_steps`` as `PolicyAgent` does. Its actions are in the
+robot's native units, so the evaluator sends them through the same safety shield.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import numpy as np
 from locksmith.embodiment.spec import SpecError, load_spec
 from locksmith.evaluate.rollout import Agent
 from locksmith.policy.policy import STATS_FILE, CheckpointError
-from locksmith.train.act_peer import MARKER_FILE, PEER_KIND, SPEC_FILE, ActPeer
+from locksmith.train.act_peer import MARKER_FILE, NAMED_DIM, NAMED_ENCODING, PEER_KIND, SPEC_FILE, ActPeer
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -62,6 +64,10 @@ def load_act_peer(directory: str | Path, robot: str | None = None) -> ActPeer:
     marker = _read_marker(directory)
     if robot is not None and marker["robot"] != robot:
         raise CheckpointError(f"{directory}: ACT peer checkpoint is for robot {marker['robot']!r}, not {robot!r}")
+    if not isinstance(marker.get("environment_state_dim"), int) or marker.get("named_entities") != NAMED_ENCODING:
+        raise CheckpointError(f"{directory / MARKER_FILE}: an ACT peer that does not read the task as this version "
+                              "does (written before ACT was given the named cube and pad, "
+                              "`act_peer.NAMED_ENCODING`): train it again")
     for name in (CONFIG_FILE, WEIGHTS_FILE, STATS_FILE, SPEC_FILE, *PROCESSOR_FILES):
         if not (directory / name).is_file():
             raise CheckpointError(f"{directory}: incomplete ACT peer checkpoint (no {name})")
@@ -78,7 +84,8 @@ def load_act_peer(directory: str | Path, robot: str | None = None) -> ActPeer:
     if config.type != PEER_KIND:
         raise CheckpointError(f"{directory / CONFIG_FILE}: policy type {config.type!r}, expected {PEER_KIND!r}")
     shapes = {k: tuple(f.shape) for k, f in {**config.input_features, **config.output_features}.items()}
-    expected = {"observation.state": (spec.state_dim,), "action": (spec.action_dim,)}
+    expected = {"observation.state": (spec.state_dim,), "action": (spec.action_dim,),
+                "observation.environment_state": (marker["environment_state_dim"] + NAMED_DIM,)}
     for key, shape in expected.items():
         if shapes.get(key) != shape:
             raise CheckpointError(f"{directory / CONFIG_FILE}: {key!r} has shape {shapes.get(key)}, "
@@ -106,7 +113,7 @@ def load_act_peer(directory: str | Path, robot: str | None = None) -> ActPeer:
 
 
 class ACTAgent(Agent):
-    """An ACT peer acting for its robot, batched over environments (instruction-blind)."""
+    """An ACT peer acting for its robot, batched over environments, on each environment's instruction."""
 
     def __init__(self, peer: ActPeer, robot: str | None = None, n_steps: int | None = None):
         if robot is not None and robot != peer.robot:
@@ -126,7 +133,8 @@ class ACTAgent(Agent):
         if need:
             state = np.stack([obs[k]["observation.state"] for k in need])  # (B, S)
             env_state = np.stack([obs[k]["observation.environment_state"] for k in need])  # (B, E)
-            chunk = self.peer.predict_action_chunk(state, env_state).numpy()  # (B, H, A)
+            texts = [envs[active[k]].instruction for k in need]
+            chunk = self.peer.predict_action_chunk(state, env_state, texts).numpy()  # (B, H, A)
             for row, k in enumerate(need):
                 self.queues[active[k]] = list(chunk[row, : self.n_steps])
         return np.stack([self.queues[i].pop(0) for i in active])

@@ -2,12 +2,50 @@
 
 The peer is LeRobot 0.6.1's own `ACTPolicy` (its config, model, loss and processors), trained
 from scratch on one robot's in-memory demos, so a transfer claim is measured against a
-published architecture as well as against our own policy trained from scratch. It sees what
-our policy sees minus the instruction (ACT takes no language):
+published architecture as well as against our own policy trained from scratch. It sees the
+scene and the task, the task as the cube and pad the instruction names:
 
-    observation.state (B, S)             ──► normalize ─┐
-    observation.environment_state (B, E) ──► normalize ─┴─► ACT (CVAE, no images) ─► (B, H, A)
-                                                              ─► unnormalize ─► native units
+    observation.state (B, S) ─────────────────────────────────────────► normalize ─┐
+    observation.environment_state (B, E) ─┬──────────────────────┐                 ├─► ACT (CVAE) ─► (B, H, A)
+                                          ▼                      ▼                 │   ─► unnormalize ─► native
+    instruction ──────► named_features (B, 12) ─► concat (B, E + 12) ─► normalize ─┘       units
+
+ACT 0.6.1 reads exactly two vector inputs, ``observation.state`` and one ``ENV`` feature (the
+batch key ``observation.environment_state``; `ACT.forward` builds one encoder token from each),
+so the task goes in as the last `NAMED_DIM` = 12 columns of ACT's ``observation.environment_state``:
+
+    one-hot of the named object (3) | one-hot of the named pad (2) |
+    the named object's x, y, z, half_size (4) | the named pad's x, y, z (3)
+
+all zero where the instruction names none (``lift`` names no pad; free-form text names nothing).
+`locksmith.data.targets.named_entities` reads them off the frame's instruction text and its own
+environment state (colour word → the entity of that colour), exactly what a policy sees at
+inference, no privileged target label; training computes them per frame from the frame's task
+text, `ActPeer.predict_action_chunk(state, environment_state, instructions)` the same way per row.
+
+Why this input (measured on panda ``lift``, 2026-12; chance is 1/3; "new layouts" are evaluation
+seeds disjoint from the demos', each layout run with each of its three cubes named; the cube
+counted is the one nearest the TCP when the gripper first closes, ``tests/train/test_act_task.py``):
+
+    ACT's extra ENV columns                          tiny size (the test's), default size, 2,000 steps,
+                                                     8 layouts × 3 namings, 120 recorded-style demos
+                                                     300 steps              (one naming per layout)
+    none (instruction-blind)                         16/48                  chance by construction
+    pooled sentence embedding (384; the previous)    15/48                  19-21/48 (6,000 steps)
+    one-hot of the named object and pad (5)          16/48                  17/48
+    one-hot + embedding                              18/48                  -
+    one-hot + the named object's and pad's fields    42, 42, 44/48          46/48
+      (12; this module)                              (seeds 0, 1, 2)
+    the same + embedding                             31, 26, 30/48          45/48
+
+A one-hot says which entity is meant but leaves ACT to select that entity's position out of its
+one environment token, a multiplicative gating its linear token projection does not learn at
+these sizes (our reading); the named entity's own fields hand it the target as a single-object
+scene would. The sentence embedding is dropped: beside the named entities it cost 11-16 of 48 at
+the small budget (384 columns constant per text give ACT another way to fit the training layouts)
+and gained nothing at 120 demos, and alone it never generalized; dropping it also keeps the
+sentence encoder out of the ACT arm. The price: on free-form text that `named_entities` cannot
+parse, ACT is task-blind (our policy still reads the words), and training logs a warning.
 
 Actions are absolute, as lerobot's ACT predicts them (our policy may predict joint targets
 relative to the joint state: that is part of what the comparison measures).
@@ -16,27 +54,36 @@ Sizes and rules, chosen to make the comparison about the architecture, not the s
 
 - chunk ``H`` ≈ one second at the robot's rate, ``n_action_steps`` ≈ half of it executed before
   re-planning: `EmbodimentConfig.from_spec`, the same numbers as our policy;
-- default size (`DEFAULT_SIZE`) ≈ 0.92 M parameters on the Panda, our default policy ≈ 0.96 M
+- default size (`DEFAULT_SIZE`) ≈ 0.92 M parameters on the Panda, our default policy ≈ 0.89 M
   (see ``benchmarks/train_throughput.py``); no vision backbone is built without images;
 - batches from `ChunkSampler` (the same chunks and ``action_is_pad`` as our policy), drawn from an
   RNG keyed by (seed, 0, step) as in `locksmith.train.loop`;
+- the training recipe is the caller's `TrainConfig`, the one every arm of an audit uses: AdamW
+  (``lr``, ``weight_decay``; `loop.make_optimizer`), linear warm-up then ``schedule``
+  (`loop.lr_lambda` in a ``LambdaLR``), gradient clipping at ``grad_clip``; ACT's own preset
+  (constant lr, clip 10) is not used;
 - normalization from the demos' own stats (``demos.stats``, those our policy uses) through
   lerobot's processors, mean/std for state, environment state and action (ACT's default modes;
-  ACT's default map leaves ``ENV`` features raw, we normalize them as our policy does). A
-  dimension with std below `locksmith.policy.normalize.EPS` keeps a unit scale (as our
-  normalizer does): lerobot's own ``std + 1e-8`` would turn an object that never moved in a
-  one-demo budget into a 1e8 input at evaluation;
-- AdamW with ACT's weight decay and lerobot-train's gradient clipping (the optimizer preset's
-  ``grad_clip_norm``) and a constant learning rate (ACT's preset has no scheduler); steps,
-  batch and lr come from the caller, who applies the same rule to every arm.
+  ACT's default map leaves ``ENV`` features raw, we normalize them as our policy does). The
+  named-entity columns are normalized with the mean/std of the training frames' (`feature_stats`;
+  saved under `NAMED_KEY` in ``normalizer_stats.json``). A dimension with std below
+  `locksmith.policy.normalize.EPS` keeps a unit scale (as our normalizer does): lerobot's own
+  ``std + 1e-8`` would turn an object that never moved in a one-demo budget, or the pad columns
+  of a task without a pad, into a 1e8 input at evaluation.
 
 Layout of ``out`` (written atomically: a temporary folder, then a rename):
 
     config.json, model.safetensors         ACTPolicy.save_pretrained (lerobot)
     policy_preprocessor.json, policy_postprocessor.json, *.safetensors   lerobot's processors
-    normalizer_stats.json                  {robot: {feature: {stat: list}}}, the demos' stats
+    normalizer_stats.json                  {robot: {feature: {stat: list}}}, the demos' stats and
+                                           the named-entity columns' (`NAMED_KEY`)
     spec.yaml                              the robot's embodiment spec
-    locksmith_peer.json                    {"kind": "act", "robot", "chunk_size", "n_action_steps", ...}
+    locksmith_peer.json                    {"kind": "act", "robot", "chunk_size", "n_action_steps",
+                                            "environment_state_dim": E, "named_entities": {...}, ...}
+
+With ``checkpoint_steps``, `train_act_peer` also writes the same folder after each of those steps
+to ``<out>_checkpoints/step-<k>`` (`intermediate_checkpoint`), so an audit can evaluate along
+training; each one loads with `locksmith.evaluate.act_agent.load_act_peer`.
 """
 
 from __future__ import annotations
@@ -46,8 +93,8 @@ import logging
 import shutil
 import tempfile
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -57,10 +104,12 @@ import torch
 from locksmith.atomic import swap_into_place
 from locksmith.data.loading import Demonstrations
 from locksmith.data.mixture import ChunkSampler
+from locksmith.data.targets import N_OBJECTS, N_PADS, OBJECT_FIELDS, PAD_FIELDS, named_entity_indices, named_one_hot
 from locksmith.embodiment.spec import EmbodimentSpec
 from locksmith.policy.config import EmbodimentConfig
 from locksmith.policy.normalize import EPS
 from locksmith.policy.policy import STATS_FILE
+from locksmith.train.loop import TrainConfig, lr_lambda, make_optimizer
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +118,16 @@ MARKER_FILE = "locksmith_peer.json"
 SPEC_FILE = "spec.yaml"
 INPUT_KEYS = ("observation.state", "observation.environment_state")
 TRAIN_KEYS = (*INPUT_KEYS, "action", "action_is_pad")
+NAMED_KEY = "observation.named_entities"
+"""The stats key of the named-entity columns (ACT's ENV input is ``environment_state ⊕ named_features``)."""
+NAMED_OBJECT_FIELDS, NAMED_PAD_FIELDS = 4, 3  # x, y, z, half_size of the named object; x, y, z of the named pad
+NAMED_DIM = N_OBJECTS + N_PADS + NAMED_OBJECT_FIELDS + NAMED_PAD_FIELDS
+"""Width of `named_features`: one-hot object (3), one-hot pad (2), the named object's and pad's fields (4 + 3)."""
+NAMED_ENCODING = {"source": "locksmith.data.targets.named_entities", "dim": NAMED_DIM,
+                  "columns": [f"object{i}.named" for i in range(N_OBJECTS)] + [f"pad{j}.named" for j in range(N_PADS)]
+                  + ["named_object.x", "named_object.y", "named_object.z", "named_object.half_size",
+                     "named_pad.x", "named_pad.y", "named_pad.z"]}
+"""Recorded in the marker: what the named-entity columns hold."""
 
 DEFAULT_SIZE: dict[str, Any] = {
     "dim_model": 128, "n_heads": 4, "dim_feedforward": 384,
@@ -87,11 +146,42 @@ def _stats_to_json(stats: Mapping[str, Mapping[str, Mapping[str, np.ndarray]]]) 
                        for r, st in stats.items()})
 
 
+def named_features(instructions: Sequence[str], environment_state: np.ndarray) -> np.ndarray:
+    """The named cube and pad as ACT input columns (N, NAMED_DIM) float32, per frame.
+
+    ``[one-hot object (3) | one-hot pad (2) | named object x, y, z, half_size | named pad x, y, z]``
+    from `locksmith.data.targets.named_entity_indices` (the instruction's colour words matched in
+    the frame's own scene); a cube or pad the text does not name (free-form text, ``lift``'s
+    missing pad) gives zeros in its columns.
+    """
+    x = np.asarray(environment_state, dtype=np.float32)  # (N, E)
+    objects, pads = named_entity_indices(instructions, x)
+    rows = np.arange(len(x))
+    o_end = N_OBJECTS * OBJECT_FIELDS
+    obj = x[:, :o_end].reshape(-1, N_OBJECTS, OBJECT_FIELDS)[rows, np.maximum(objects, 0), :NAMED_OBJECT_FIELDS]
+    pad = x[:, o_end:o_end + N_PADS * PAD_FIELDS].reshape(-1, N_PADS, PAD_FIELDS)[rows, np.maximum(pads, 0),
+                                                                                    :NAMED_PAD_FIELDS]
+    return np.concatenate([named_one_hot(objects, pads), obj * (objects >= 0)[:, None],
+                           pad * (pads >= 0)[:, None]], axis=1).astype(np.float32)  # (N, NAMED_DIM)
+
+
+def feature_stats(x: np.ndarray) -> dict[str, np.ndarray]:
+    """Mean/std/min/max over the rows of ``x`` (N, D), as float64."""
+    x = np.asarray(x, dtype=np.float64)
+    return {"mean": x.mean(0), "std": x.std(0), "min": x.min(0), "max": x.max(0)}
+
+
 def processor_stats(stats: Mapping[str, Mapping[str, np.ndarray]]) -> dict[str, dict[str, np.ndarray]]:
-    """The stats handed to lerobot's (un)normalizer: ``std`` below `EPS` replaced by 1 (see above)."""
+    """The stats handed to lerobot's (un)normalizer: ``observation.environment_state`` extended by
+    the named-entity columns (`NAMED_KEY`), ``std`` below `EPS` replaced by 1 (see above)."""
+    missing = [k for k in (*INPUT_KEYS, NAMED_KEY, "action") if k not in stats]
+    if missing:
+        raise ValueError(f"normalization stats lack {missing}")
     out = {}
     for feature in (*INPUT_KEYS, "action"):
-        s = {k: np.asarray(v, dtype=np.float64) for k, v in stats[feature].items()}
+        s = {k: np.asarray(stats[feature][k], dtype=np.float64) for k in ("mean", "std", "min", "max")}
+        if feature == "observation.environment_state":
+            s = {k: np.concatenate([v, np.asarray(stats[NAMED_KEY][k], dtype=np.float64)]) for k, v in s.items()}
         s["std"] = np.where(s["std"] < EPS, 1.0, s["std"])
         out[feature] = s
     return out
@@ -106,7 +196,8 @@ class ActPeer:
         preprocessor / postprocessor: lerobot's pipelines (normalize inputs / unnormalize actions).
         spec: the robot's embodiment spec.
         stats: ``{robot: {feature: {stat: array}}}``, the raw demo stats (the layout of
-            `CrossEmbodimentPolicy.stats`, so the safety shield reads either the same way).
+            `CrossEmbodimentPolicy.stats`, so the safety shield reads either the same way), with
+            the named-entity columns' stats under `NAMED_KEY`.
     """
 
     policy: Any
@@ -127,15 +218,34 @@ class ActPeer:
     def n_action_steps(self) -> int:
         return int(self.policy.config.n_action_steps)
 
+    @property
+    def environment_state_dim(self) -> int:
+        """Width of the scene's environment state (ACT's ENV input less the named-entity columns)."""
+        return int(self.policy.config.env_state_feature.shape[0]) - NAMED_DIM
+
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.policy.parameters())
 
+    def act_inputs(self, state: torch.Tensor | np.ndarray, environment_state: torch.Tensor | np.ndarray,
+                   instructions: Sequence[str]) -> dict[str, torch.Tensor]:
+        """ACT's raw (unnormalized) inputs: state (B, S) and environment state ⊕ `named_features`
+        of each row's instruction in its own scene (B, E + NAMED_DIM)."""
+        state = torch.as_tensor(np.asarray(state), dtype=torch.float32)
+        env_state = torch.as_tensor(np.asarray(environment_state), dtype=torch.float32)
+        if isinstance(instructions, str) or len(instructions) != len(state) or len(env_state) != len(state):
+            raise ValueError(f"one instruction text per row: got {len(state)} states, {len(env_state)} "
+                             f"environment states and instructions {instructions!r:.120}")
+        if env_state.shape[-1] != self.environment_state_dim:
+            raise ValueError(f"environment_state has width {env_state.shape[-1]}, this ACT peer was trained "
+                             f"on {self.environment_state_dim}")
+        named = torch.as_tensor(named_features(list(instructions), env_state.numpy()))  # (B, NAMED_DIM)
+        return {"observation.state": state, "observation.environment_state": torch.cat([env_state, named], dim=-1)}
+
     @torch.no_grad()
-    def predict_action_chunk(self, state: torch.Tensor | np.ndarray,
-                             environment_state: torch.Tensor | np.ndarray) -> torch.Tensor:
-        """(B, state_dim), (B, env_dim) → (B, chunk_size, action_dim), native units (on the CPU)."""
-        batch = {"observation.state": torch.as_tensor(np.asarray(state), dtype=torch.float32),
-                 "observation.environment_state": torch.as_tensor(np.asarray(environment_state), dtype=torch.float32)}
+    def predict_action_chunk(self, state: torch.Tensor | np.ndarray, environment_state: torch.Tensor | np.ndarray,
+                             instructions: Sequence[str]) -> torch.Tensor:
+        """(B, state_dim), (B, env_dim), B instruction texts → (B, chunk_size, action_dim), native units (CPU)."""
+        batch = self.act_inputs(state, environment_state, instructions)
         chunk = self.policy.predict_action_chunk(self.preprocessor(batch))  # (B, H, A), normalized
         return self.postprocessor(chunk)
 
@@ -151,7 +261,8 @@ class ActPeer:
             (tmp / STATS_FILE).write_text(_stats_to_json(self.stats))
             (tmp / SPEC_FILE).write_text(self.spec.to_yaml())
             marker = {"kind": PEER_KIND, "robot": self.robot, "chunk_size": self.chunk_size,
-                      "n_action_steps": self.n_action_steps, **(extra or {})}
+                      "n_action_steps": self.n_action_steps, "environment_state_dim": self.environment_state_dim,
+                      "named_entities": NAMED_ENCODING, **(extra or {})}
             (tmp / MARKER_FILE).write_text(json.dumps(marker, indent=2, default=str))
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -166,8 +277,10 @@ def build_act_peer(spec: EmbodimentSpec, stats: Mapping[str, Mapping[str, np.nda
 
     Args:
         spec: the robot's spec (state and action sizes, control rate → chunk).
-        stats: the demos' stats per feature (``Demonstrations.stats``).
-        env_dim: width of ``observation.environment_state``.
+        stats: the demos' stats per feature (``Demonstrations.stats``) and the named-entity
+            columns' under `NAMED_KEY` (`feature_stats` of the training frames' `named_features`).
+        env_dim: width of the scene's ``observation.environment_state`` (ACT's ENV input is
+            ``env_dim + NAMED_DIM`` wide).
         size: `ACTConfig` fields among `SIZE_FIELDS`, over `DEFAULT_SIZE`.
     """
     from lerobot.configs.types import FeatureType, NormalizationMode, PolicyFeature
@@ -178,14 +291,12 @@ def build_act_peer(spec: EmbodimentSpec, stats: Mapping[str, Mapping[str, np.nda
     unknown = sorted(set(size) - set(SIZE_FIELDS))
     if unknown:
         raise ValueError(f"unknown ACT size field(s) {unknown}; known: {list(SIZE_FIELDS)}")
-    missing = [k for k in (*INPUT_KEYS, "action") if k not in stats]
-    if missing:
-        raise ValueError(f"normalization stats lack {missing}")
+    normalizer_stats = processor_stats(stats)  # raises when a feature is missing
     emb = EmbodimentConfig.from_spec(spec)
     config = ACTConfig(
         input_features={
             "observation.state": PolicyFeature(FeatureType.STATE, (spec.state_dim,)),
-            "observation.environment_state": PolicyFeature(FeatureType.ENV, (env_dim,)),
+            "observation.environment_state": PolicyFeature(FeatureType.ENV, (env_dim + NAMED_DIM,)),
         },
         output_features={"action": PolicyFeature(FeatureType.ACTION, (spec.action_dim,))},
         chunk_size=emb.chunk_size,
@@ -197,88 +308,118 @@ def build_act_peer(spec: EmbodimentSpec, stats: Mapping[str, Mapping[str, np.nda
         **{**DEFAULT_SIZE, **size},
     )
     policy = ACTPolicy(config)
-    preprocessor, postprocessor = make_act_pre_post_processors(config, processor_stats(stats))
-    raw = {f: {k: np.asarray(v) for k, v in stats[f].items()} for f in (*INPUT_KEYS, "action")}
+    preprocessor, postprocessor = make_act_pre_post_processors(config, normalizer_stats)
+    raw = {f: {k: np.asarray(v) for k, v in stats[f].items()} for f in (*INPUT_KEYS, NAMED_KEY, "action")}
     return ActPeer(policy, preprocessor, postprocessor, spec, {spec.name: raw})
 
 
-def train_act_peer(demos: Demonstrations, out: str | Path, steps: int, batch_size: int, lr: float, seed: int,
-                   progress: bool = False, **size: Any) -> dict:
+def intermediate_checkpoint(out: str | Path, step: int) -> Path:
+    """Where `train_act_peer` saves the checkpoint after ``step`` steps: ``<out>_checkpoints/step-<step>``."""
+    out = Path(out)
+    return out.parent / f"{out.name}_checkpoints" / f"step-{step}"
+
+
+def train_act_peer(demos: Demonstrations, out: str | Path, config: TrainConfig,
+                   checkpoint_steps: Sequence[int] = (), progress: bool = False, **size: Any) -> dict:
     """Train LeRobot's ACT from scratch on ``demos`` and write its checkpoint folder to ``out``.
 
     Args:
         demos: one robot's demos (already the budgeted subset; ``demos.stats`` normalizes).
         out: the checkpoint folder (replaced atomically).
-        steps / batch_size / lr: the training step rule, the same for every arm of an audit.
-        seed: seeds the initialisation, dropout, the CVAE's noise and the batches.
+        config: the training recipe, the same for every arm of an audit (steps, batch_size, lr,
+            weight_decay, warmup_steps, schedule, grad_clip; ``seed`` seeds the initialisation,
+            dropout, the CVAE's noise and the batches). Its checkpoint/log intervals are unused.
+        checkpoint_steps: steps after which the checkpoint is also saved to
+            `intermediate_checkpoint(out, k)`; those outside ``1 .. steps - 1`` are ignored (as
+            `loop.train`'s ``snapshot_steps``), the final checkpoint being ``out``.
         progress: show a progress bar.
         size: `ACTConfig` size fields (see `SIZE_FIELDS`), over `DEFAULT_SIZE`.
 
     Returns:
-        ``{"wallclock_seconds", "parameters", "final_loss", "steps", "batch_size", "samples_per_s",
-        "final_l1_loss"}``; ``final_loss`` is ACT's loss (L1 + kl_weight · KL) at the last step.
+        ``{"wallclock_seconds", "train_seconds", "parameters", "final_loss", "final_l1_loss", "steps",
+        "batch_size", "samples_per_s", "checkpoints"}``; ``final_loss`` is ACT's loss (L1 +
+        kl_weight · KL) at the last step; ``checkpoints`` is ``[{"step", "train_seconds", "path"}]``
+        in step order, ``out`` last, ``train_seconds`` counting optimisation only (no saving).
     """
-    from lerobot.optim import AdamWConfig
+    import lerobot
     from tqdm import tqdm
 
-    for name, value in (("steps", steps), ("batch_size", batch_size)):
-        if value < 1:
-            raise ValueError(f"{name}={value} must be >= 1")
-    if not lr > 0:
-        raise ValueError(f"lr={lr} must be > 0")
     out = Path(out)
     spec = demos.spec
     env_dim = demos.arrays["observation.environment_state"].shape[1]
+    wanted = sorted({int(k) for k in checkpoint_steps if 0 < int(k) < config.steps})
     start = time.perf_counter()
-    torch.manual_seed(seed)  # the initialisation is part of the seeded run
-    peer = build_act_peer(spec, demos.stats, env_dim, **size)
+    texts = sorted(set(demos.tasks))
+    # Each frame's task as ACT reads it: its instruction's named cube and pad in its own scene.
+    named = torch.as_tensor(named_features(demos.tasks, demos.arrays["observation.environment_state"]))  # (N, F)
+    parsed = float(named[:, :N_OBJECTS].sum(1).mean())  # share of frames whose named cube was found
+    if parsed < 1.0:
+        log.warning("ACT peer: %.0f%% of the frames' instructions name no cube that named_entities finds "
+                    "(free-form text?): ACT is task-blind on those", 100 * (1 - parsed))
+    stats = {**demos.stats, NAMED_KEY: feature_stats(named.numpy())}
+    torch.manual_seed(config.seed)  # the initialisation is part of the seeded run
+    peer = build_act_peer(spec, stats, env_dim, **size)
     policy = peer.policy
-    # ACT ignores the instruction: the sampler gets a one-token placeholder per task.
-    language = {t: (np.zeros((1, 1), np.float32), np.zeros(1, bool)) for t in set(demos.tasks)}
-    sampler = ChunkSampler(demos, peer.chunk_size, language)
-    optimizer_config = AdamWConfig(lr=lr, weight_decay=policy.config.optimizer_weight_decay)
-    groups = [g for g in policy.get_optim_params() if g["params"]]  # the backbone group is empty
-    optimizer = optimizer_config.build(groups)
-    params = [p for g in groups for p in g["params"]]
-    resolved = {"lerobot_policy": "act", "size": {**DEFAULT_SIZE, **size}, "steps": steps, "batch_size": batch_size,
-                "lr": lr, "seed": seed, "weight_decay": optimizer_config.weight_decay,
-                "grad_clip_norm": optimizer_config.grad_clip_norm, "chunk_size": peer.chunk_size,
-                "n_action_steps": peer.n_action_steps, "parameters": peer.num_parameters()}
+    # ACT reads no language tokens: the sampler gets a one-number placeholder per text.
+    sampler = ChunkSampler(demos, peer.chunk_size, {t: (np.zeros((1, 1), np.float32), np.zeros(1, bool))
+                                                    for t in texts})
+    params = [p for p in policy.parameters() if p.requires_grad]  # no image backbone: one group
+    optimizer = make_optimizer(params, config)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(config))
+    resolved = {"lerobot_policy": "act", "size": {**DEFAULT_SIZE, **size}, "train": asdict(config),
+                "checkpoint_steps": wanted, "chunk_size": peer.chunk_size, "n_action_steps": peer.n_action_steps,
+                "instructions": texts, "named_entities": NAMED_ENCODING, "named_frames": parsed,
+                "parameters": peer.num_parameters()}
     log.info("ACT peer for %s: %s", spec.name, json.dumps(resolved))
+    extra = {"lerobot_version": lerobot.__version__, "train": resolved,
+             "data": {"root": str(demos.root), "fingerprint": demos.fingerprint, "episodes": demos.num_episodes,
+                      "frames": demos.num_frames}}
     policy.train()
     metrics: dict[str, float] = {}
     loss_value = float("nan")
+    checkpoints: list[dict] = []
+    paused = 0.0  # seconds spent saving intermediate checkpoints, not training
     t0 = time.perf_counter()
-    bar = tqdm(total=steps, desc="act", unit="step", disable=not progress)
-    for step in range(steps):
-        rng = np.random.default_rng([seed, 0, step])
-        raw = sampler.sample(batch_size, rng)
+    bar = tqdm(total=config.steps, desc="act", unit="step", disable=not progress)
+    for step in range(config.steps):
+        rng = np.random.default_rng([config.seed, 0, step])
+        idx = rng.integers(0, len(sampler), size=config.batch_size)  # the draw of `ChunkSampler.sample`
+        raw = sampler.gather(idx)
+        raw["observation.environment_state"] = torch.cat([raw["observation.environment_state"], named[idx]],
+                                                         dim=-1)  # (B, E + NAMED_DIM)
         batch = peer.preprocessor({k: raw[k] for k in TRAIN_KEYS})
         loss, metrics = policy.forward(batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, optimizer_config.grad_clip_norm)
+        if config.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
         optimizer.step()
+        scheduler.step()
         loss_value = float(loss.detach())
         bar.set_postfix(loss=f"{loss_value:.4f}")
         bar.update(1)
+        done = step + 1
+        if done in wanted:
+            seconds, pause = time.perf_counter() - t0 - paused, time.perf_counter()
+            path = peer.save(intermediate_checkpoint(out, done),
+                             extra={**extra, "step": done, "final_loss": loss_value})
+            checkpoints.append({"step": done, "train_seconds": seconds, "path": str(path)})
+            paused += time.perf_counter() - pause
     bar.close()
-    train_seconds = time.perf_counter() - t0
+    train_seconds = time.perf_counter() - t0 - paused
     policy.eval()
     summary = {"final_loss": loss_value, "final_l1_loss": float(metrics.get("l1_loss", float("nan"))),
-               "steps": steps, "batch_size": batch_size, "parameters": peer.num_parameters(),
-               "samples_per_s": steps * batch_size / max(train_seconds, 1e-9)}
-    import lerobot
-
-    peer.save(out, extra={
-        "lerobot_version": lerobot.__version__, "train": resolved,
-        "data": {"root": str(demos.root), "fingerprint": demos.fingerprint, "episodes": demos.num_episodes,
-                 "frames": demos.num_frames},
-        "final_loss": summary["final_loss"], "final_l1_loss": summary["final_l1_loss"],
-    })
+               "steps": config.steps, "batch_size": config.batch_size, "parameters": peer.num_parameters(),
+               "train_seconds": train_seconds,
+               "samples_per_s": config.steps * config.batch_size / max(train_seconds, 1e-9)}
+    peer.save(out, extra={**extra, "step": config.steps, "final_loss": summary["final_loss"],
+                          "final_l1_loss": summary["final_l1_loss"]})
+    checkpoints.append({"step": config.steps, "train_seconds": train_seconds, "path": str(out)})
+    summary["checkpoints"] = checkpoints
     summary["wallclock_seconds"] = time.perf_counter() - start
     return summary
 
 
-__all__ = ["DEFAULT_SIZE", "MARKER_FILE", "PEER_KIND", "SIZE_FIELDS", "SPEC_FILE", "ActPeer", "build_act_peer",
+__all__ = ["DEFAULT_SIZE", "MARKER_FILE", "NAMED_DIM", "NAMED_ENCODING", "NAMED_KEY", "PEER_KIND", "SIZE_FIELDS",
+           "SPEC_FILE", "ActPeer", "build_act_peer", "feature_stats", "intermediate_checkpoint", "named_features",
            "processor_stats", "train_act_peer"]
