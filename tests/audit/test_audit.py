@@ -36,6 +36,7 @@ def _plan(root: Path, dataset: Path) -> dict:
         "recipes": ["lora", "full"],
         "headline_recipe": "full",
         "peer_baseline": "act",
+        "peer_runs": "all",
         "budgets": [1, 2],
         "seeds": [0, 1],
         "evaluation": {"episodes": 2, "holdout_fraction": 0.25, "seed_block": 3},

@@ -140,3 +140,21 @@ def test_the_demonstrations_noise_is_part_of_the_prior_cache_key():
     from locksmith.audit.plan import PriorSection
 
     assert PriorSection(demo_noise=0.004).cache_key() != PriorSection().cache_key()
+
+
+def test_the_peer_runs_only_where_it_can_still_be_the_stronger_baseline():
+    from locksmith.audit.run import ResolvedTarget, peer_budget_cap
+
+    plan = parse_plan({**BASE, "budgets": [5, 10, 20, 40]})
+    target = ResolvedTarget("tabletop_arm", plan.targets[0], "so101", "reach", "d", tuple(range(80)), 0.5,
+                            "absolute 0.5", "", None)
+
+    def runs(curve: dict[int, list[float]], arm="scratch"):
+        return [{"target": "tabletop_arm", "arm": arm, "budget": b, "seed": s, "value": v}
+                for b, values in curve.items() for s, v in enumerate(values)]
+
+    # scratch's mean reaches 0.5 first at 20 demos: a peer that has not reached it by 20 cannot win
+    assert peer_budget_cap(target, runs({5: [0.0, 0.1, 0.0], 10: [0.3, 0.4, 0.2], 20: [0.5, 0.6, 0.5],
+                                         40: [0.9, 0.8, 0.9]})) == 20
+    assert peer_budget_cap(target, runs({5: [0.0] * 3, 40: [0.4] * 3})) == float("inf")  # never: every budget
+    assert peer_budget_cap(target, runs({5: [1.0] * 3}, arm="lora")) == float("inf")  # only scratch counts

@@ -303,6 +303,9 @@ class TransferPlan(_Model):
     targets: tuple[TargetSection, ...]
     recipes: tuple[str, ...] = ("lora",)
     peer_baseline: Literal["act", "none"] = "act"
+    # until_scratch_crosses: the peer runs only at budgets where it can still be the stronger
+    # baseline (up to the first budget at which scratch reaches the threshold); all: everywhere
+    peer_runs: Literal["until_scratch_crosses", "all"] = "until_scratch_crosses"
     budgets: tuple[int, ...]
     seeds: tuple[int, ...] = (0, 1, 2)
     evaluation: Evaluation = Evaluation()
