@@ -35,7 +35,7 @@ from pathlib import Path
 import yaml
 
 from locksmith.atomic import write_file_atomic, write_json_atomic
-from locksmith.audit.plan import PlanError, TargetSection, TransferPlan
+from locksmith.audit.plan import PEER_ARMS, PlanError, TargetSection, TransferPlan
 from locksmith.audit.sweep import RunSpec, run_sweep
 
 log = logging.getLogger(__name__)
@@ -303,6 +303,44 @@ def run_specs(plan: TransferPlan, targets: list[ResolvedTarget], prior_dir: Path
     return specs
 
 
+def peer_budget_cap(target: ResolvedTarget, results: list[dict]) -> float:
+    """The largest budget at which a peer arm can still change which baseline is stronger.
+
+    The stronger baseline is the one that reaches the threshold with fewer demos, so once our
+    own scratch arm's mean over seeds has reached it at budget B, a peer that has not reached it
+    by B cannot win: the peer runs at budgets up to B only (every budget while scratch has not
+    reached the threshold).
+    """
+    higher = target.section.metric == "success"
+    by_budget: dict[int, list[float]] = {}
+    for r in results:
+        if r["target"] == target.label and r["arm"] == "scratch":
+            by_budget.setdefault(int(r["budget"]), []).append(float(r["value"]))
+    for budget in sorted(by_budget):
+        mean = sum(by_budget[budget]) / len(by_budget[budget])
+        if (mean >= target.threshold) if higher else (mean <= target.threshold):
+            return float(budget)
+    return float("inf")
+
+
+def _run_arms(plan: TransferPlan, targets: list[ResolvedTarget], specs: list[RunSpec], earlier: list[dict],
+              sweep: dict) -> tuple[list[RunSpec], list[dict]]:
+    """Run ``specs``: our own arms first, then the peer arms where they can still matter
+    (`peer_budget_cap`, unless the plan asks for every peer run). Returns (specs run, results)."""
+    own = [s for s in specs if s.arm not in PEER_ARMS]
+    results = run_sweep(own, **sweep) if own else []
+    peers = [s for s in specs if s.arm in PEER_ARMS]
+    if plan.peer_runs == "until_scratch_crosses":
+        caps = {t.label: peer_budget_cap(t, earlier + results) for t in targets}
+        skipped = [s for s in peers if s.budget > caps[s.target]]
+        if skipped:
+            log.info("peer runs skipped where scratch already reached the threshold: %s",
+                     sorted({(s.target, s.budget) for s in skipped}))
+        peers = [s for s in peers if s.budget <= caps[s.target]]
+    results += run_sweep(peers, **sweep) if peers else []
+    return own + peers, results
+
+
 def _versions() -> dict:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -336,16 +374,16 @@ def run_audit(plan: TransferPlan, out: str | Path, plan_file: str | None = None,
     tuned = run_sweep(tune, workers=workers, ray_address=ray_address, progress=progress, desc="tuning runs")
     tuning = choose_learning_rates(plan, targets, tuned)
     budgets: dict[str, dict[str, list[int]]] = {}
-    specs = run_specs(plan, targets, prior_dir, out, digests, tuning)
-    results = run_sweep(specs, workers=workers, ray_address=ray_address, progress=progress)
+    sweep = dict(workers=workers, ray_address=ray_address, progress=progress)
+    specs, results = _run_arms(plan, targets, run_specs(plan, targets, prior_dir, out, digests, tuning), [], sweep)
     for _ in range(plan.refine_rounds):
         budgets = refine_budgets(plan, targets, results, budgets)
         extra = [s for s in run_specs(plan, targets, prior_dir, out, digests, tuning, budgets)
                  if s.run_dir not in {r.run_dir for r in specs}]
-        if not extra:
+        ran, new = _run_arms(plan, targets, extra, results, sweep)
+        if not ran:
             break
-        specs += extra
-        results = run_sweep(specs, workers=workers, ray_address=ray_address, progress=progress)
+        specs, results = specs + ran, results + new
     reproducibility = {
         "seeds": list(plan.seeds), "versions": _versions(),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
