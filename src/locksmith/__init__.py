@@ -20,11 +20,18 @@ _logging.getLogger("lerobot.utils.import_utils").setLevel(_logging.ERROR)
 
 # The "bring your own robot" API, loaded on first use so that `import locksmith` stays light.
 _REGISTRY_API = ("register_robot", "unregister_robot", "known_robots", "load_robot_spec")
+_LAZY_API = {
+    **{name: "locksmith.embodiment.registry" for name in _REGISTRY_API},
+    "check_robot": "locksmith.sim.check",  # the robot check (`locksmith robot check NAME`)
+    "solve_home_pose": "locksmith.sim.builder_helpers",  # builder helpers
+    "add_servo_arm": "locksmith.sim.builder_helpers",
+    "load_model": "locksmith.sim.builder_helpers",
+}
 
 
 def __getattr__(name: str):
-    if name in _REGISTRY_API:
-        from locksmith.embodiment import registry
+    if name in _LAZY_API:
+        import importlib
 
-        return getattr(registry, name)
+        return getattr(importlib.import_module(_LAZY_API[name]), name)
     raise AttributeError(f"module 'locksmith' has no attribute {name!r}")

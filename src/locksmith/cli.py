@@ -30,10 +30,13 @@ def _check_names(flag: str, names: list[str], kind: str, known) -> None:
 
 
 def _check_robots_and_tasks(robots: list[str], tasks: list[str], plural: bool = False) -> None:
-    from locksmith.embodiment.registry import known_robots
+    from locksmith.embodiment.registry import known_robots, unknown_robot_message
     from locksmith.sim.tasks import TASKS
 
-    _check_names("--robots" if plural else "--robot", robots, "robot", known_robots())
+    known = known_robots()
+    for name in robots:
+        if name not in known:  # the message also says how to register one's own robot
+            raise BadInput(f"{'--robots' if plural else '--robot'}: {unknown_robot_message(name)}")
     _check_names("--tasks" if plural else "--task", tasks, "task", list(TASKS))
 
 
@@ -56,6 +59,35 @@ def _cmd_robots(args: argparse.Namespace) -> int:
     for r in rows:
         print(f"{r['name']:<14}{r['dof']:>4}  {r['action_kind']:<28}{r['rate_hz']:>5g}  {r['role']}")
     return 0
+
+
+def _cmd_robot_check(args: argparse.Namespace) -> int:
+    from locksmith.embodiment import registry
+    from locksmith.embodiment.spec import SpecError, load_spec
+    from locksmith.sim.check import check_robot
+    from locksmith.sim.tasks import TASKS
+
+    tasks = _split(args.tasks) or list(TASKS)
+    _check_names("--tasks", tasks, "task", list(TASKS))
+    if args.episodes < 1:
+        raise BadInput(f"--episodes: expected a count >= 1, got {args.episodes}")
+    if (args.name is None) == (args.spec is None) or (args.spec is None) != (args.builder is None):
+        raise BadInput("give a robot NAME, or --spec FILE with --builder MODULE:FUNCTION")
+    try:
+        with registry.checks_deferred():  # a robot with errors registers, so that it can be checked
+            if args.spec is not None:
+                robot, builder = load_spec(args.spec), args.builder
+                registry.resolve_builder(builder)
+            elif args.name not in registry.known_robots():
+                raise BadInput(registry.unknown_robot_message(args.name))
+            else:
+                robot, builder = args.name, None
+        report = check_robot(robot, builder, full=not args.quick, tasks=tuple(tasks), episodes=args.episodes,
+                             seed=args.seed)
+    except (SpecError, registry.RegistryError) as err:
+        raise BadInput(str(err)) from None
+    print(json.dumps(report.to_dict(), indent=2) if args.json else report.format())
+    return 0 if report.ok else EXIT_BAD_INPUT
 
 
 def _cmd_spec_check(args: argparse.Namespace) -> int:
@@ -302,10 +334,33 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("robots", help="list the bundled robots (name, DoF, action kind, rate, role)",
-                       description="List the bundled robots.")
+    p = sub.add_parser("robots", help="list the robots, bundled and registered (name, DoF, action kind, rate, role)",
+                       description="List the bundled robots and those registered through LOCKSMITH_ROBOTS or an "
+                                   "entry point.")
     p.add_argument("--json", action="store_true", help="print the list as JSON")
     p.set_defaults(func=_cmd_robots)
+
+    p = sub.add_parser("robot", help="a robot of your own: check its spec and builder",
+                       description="Work with one robot, bundled or registered (LOCKSMITH_ROBOTS or an entry "
+                                   "point, see docs/own_robot.md).")
+    robot_sub = p.add_subparsers(dest="robot_command", required=True, metavar="ACTION")
+    c = robot_sub.add_parser(
+        "check", help="check a robot's spec against its model, the gripper, reach and the scripted expert",
+        description="Check a robot's spec against its builder's compiled model (joints, ranges and units, arms, "
+                    "gripper range), the gripper on a cube, fingertip depth, the control rate, the home pose, "
+                    "reach by IK, and run the scripted expert briefly on every task. Each finding names the spec "
+                    "field or model element to change. Exit 0 when clean, 2 on any finding.")
+    c.add_argument("name", nargs="?", default=None,
+                   help="robot name: bundled, or registered through LOCKSMITH_ROBOTS or an entry point")
+    c.add_argument("--spec", type=Path, default=None, help="check this spec file instead of a registered robot")
+    c.add_argument("--builder", default=None, help="with --spec: the builder as module:function")
+    c.add_argument("--quick", action="store_true",
+                   help="skip the expert runs (the check that register_robot runs, about a second)")
+    c.add_argument("--tasks", default=None, help="comma-separated tasks for the expert runs (default: all)")
+    c.add_argument("--episodes", type=int, default=4, help="expert episodes per task (default 4)")
+    c.add_argument("--seed", type=int, default=0, help="first episode seed of the expert runs (default 0)")
+    c.add_argument("--json", action="store_true", help="print the report as JSON (for scripts)")
+    c.set_defaults(func=_cmd_robot_check)
 
     p = sub.add_parser("spec", help="embodiment spec files", description="Work with embodiment spec files.")
     spec_sub = p.add_subparsers(dest="spec_command", required=True, metavar="ACTION")
@@ -317,7 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demos", help="record scripted-expert demonstrations as a LeRobot dataset",
                        description="Record successful scripted-expert demonstrations of one robot and "
                                    "task into a LeRobot v3 dataset, with the robot's spec beside it.")
-    p.add_argument("--robot", required=True, help="bundled robot name (see `locksmith robots`)")
+    p.add_argument("--robot", required=True, help="robot name, bundled or registered (see `locksmith robots`)")
     p.add_argument("--task", required=True, help="task: reach, lift, push or pick_place")
     p.add_argument("--episodes", type=int, required=True, help="number of successful episodes to record")
     p.add_argument("--out", required=True, type=Path, help="dataset folder to create")
@@ -372,7 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "shield; or, with --dataset, score it offline on held-out episodes.")
     p.add_argument("--checkpoint", type=Path, default=None, help="policy folder (a prior or an adapted key)")
     p.add_argument("--expert", action="store_true", help="evaluate the scripted expert instead of a policy")
-    p.add_argument("--robot", default=None, help="bundled robot to evaluate on")
+    p.add_argument("--robot", default=None, help="robot to evaluate on, bundled or registered")
     p.add_argument("--task", default="pick_place", help="task (default pick_place)")
     p.add_argument("--episodes", type=int, default=100, help="episodes per slice")
     p.add_argument("--slice", default="nominal", help="comma-separated slices, or 'all'")

@@ -17,6 +17,14 @@ the parent's registrations through their pool initializer (`registrations` →
 `install_registrations`); the environment variable and entry points reach any process anyway.
 The builder is kept as given (not a copy), so a callable must be importable by name (a
 module-level function, not a lambda) for the workers to unpickle it.
+
+Every registration runs the quick robot check (`locksmith.sim.check`, about a second, no expert
+episodes) and refuses a robot whose spec and builder disagree (`RobotCheckError`); warnings are
+logged. That check needs the simulator, a higher layer than this one: it is imported lazily,
+the one place where the embodiment layer reaches up, because the registry is the one door every
+user robot comes in by. A discovery entry that fails (a module that does not import, a register
+function that raises) is logged as one line with its fix and remembered: the robot it should
+have registered is then unknown, and the unknown-name error says why.
 """
 
 from __future__ import annotations
@@ -24,8 +32,9 @@ from __future__ import annotations
 import importlib
 import logging
 import os
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -45,17 +54,40 @@ ENTRY_POINT_GROUP = "locksmith.robots"
 """Entry-point group: each entry names a module or a zero-argument function that registers robots."""
 
 
+REGISTER_HINT = (
+    "a robot of your own must be registered first: locksmith.register_robot(spec, builder) in this process, "
+    f"{ROBOTS_ENV}=module:function for the command line and other processes, or an entry point in the group "
+    f"{ENTRY_POINT_GROUP!r} (docs/own_robot.md)"
+)
+
+
 class RegistryError(ValueError):
     """A robot registration is invalid (bad builder, name clash, failing discovery entry)."""
 
 
+class RobotCheckError(RegistryError):
+    """The quick robot check found errors: the spec and the builder's model disagree.
+
+    ``report`` is the `locksmith.sim.check.RobotCheckReport`; the message lists its errors.
+    """
+
+    def __init__(self, report) -> None:
+        self.report = report
+        head = (f"robot {report.robot!r} was not registered: the robot check found {len(report.errors)} error(s) "
+                f"(`locksmith robot check {report.robot}` runs the full check; docs/own_robot.md explains each)")
+        lines = [head]
+        lines += [f"  {f.line()}" for f in report.errors]
+        super().__init__("\n".join(lines))
+
+
 @dataclass(frozen=True)
 class RobotRegistration:
-    """One user robot: its spec, its builder (callable or ``"module:function"``), where it came from."""
+    """One user robot: its spec, its builder (callable or ``"module:function"``), where it came from
+    (not part of its identity: the same spec and builder from a file or from memory are equal)."""
 
     spec: EmbodimentSpec
     builder: Callable | str
-    source: str = "<memory>"
+    source: str = field(default="<memory>", compare=False)
 
     @property
     def name(self) -> str:
@@ -64,6 +96,8 @@ class RobotRegistration:
 
 _REGISTERED: dict[str, RobotRegistration] = {}
 _DISCOVERED: set[str] = set()  # env-var entries and entry points already imported in this process
+_DISCOVERY_ERRORS: dict[str, str] = {}  # entry → why it registered nothing (one line with the fix)
+_CHECKS_DEFERRED = [0]  # > 0: register without the robot check (see `checks_deferred`)
 
 
 def bundled_spec_path(name: str) -> Path:
@@ -83,24 +117,42 @@ def pretraining_pool() -> list[str]:
 
 
 # ---------------------------------------------------------------------- registration
-def resolve_builder(builder: Callable | str) -> Callable:
-    """The callable a builder reference names (``"module:function"``, dotted attributes allowed)."""
-    if callable(builder):
-        return builder
-    if not isinstance(builder, str) or builder.count(":") != 1:
-        raise RegistryError(f"builder {builder!r}: expected a callable or 'module:function'")
-    module_name, attr = builder.split(":")
+def _import_module(module_name: str, label: str):
+    """Import a module named by the user; a module that is not found says where to look."""
     try:
-        target = importlib.import_module(module_name)
-    except ImportError as err:
-        raise RegistryError(f"builder {builder!r}: cannot import module {module_name!r}: {err}") from err
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as err:
+        if err.name and (module_name == err.name or module_name.startswith(err.name + ".")):
+            raise RegistryError(f"{label}: cannot import module {module_name!r} ({err}); check that the folder "
+                                f"holding it is on PYTHONPATH, or install its package") from err
+        raise RegistryError(f"{label}: importing module {module_name!r} failed: {err} (a module it imports is "
+                            f"missing: install it)") from err
+    except Exception as err:  # the user's module raised while importing: name it
+        raise RegistryError(f"{label}: importing module {module_name!r} failed: {type(err).__name__}: {err}") from err
+
+
+def resolve_callable(reference: Callable | str, what: str = "builder") -> Callable:
+    """The callable a ``"module:function"`` reference names (dotted attributes allowed); ``what``
+    names it in errors (a builder, a register function)."""
+    if callable(reference):
+        return reference
+    label = f"{what} {reference!r}"
+    if not isinstance(reference, str) or reference.count(":") != 1:
+        raise RegistryError(f"{label}: expected a callable or 'module:function'")
+    module_name, attr = reference.split(":")
+    target = _import_module(module_name, label)
     for part in attr.split("."):
         if not hasattr(target, part):
-            raise RegistryError(f"builder {builder!r}: module {module_name!r} has no attribute {attr!r}")
+            raise RegistryError(f"{label}: module {module_name!r} has no attribute {attr!r}")
         target = getattr(target, part)
     if not callable(target):
-        raise RegistryError(f"builder {builder!r}: {attr!r} is not callable")
+        raise RegistryError(f"{label}: {attr!r} is not callable")
     return target
+
+
+def resolve_builder(builder: Callable | str) -> Callable:
+    """The callable a builder reference names (``"module:function"``, dotted attributes allowed)."""
+    return resolve_callable(builder, "builder")
 
 
 def _check_importable(builder: Callable) -> None:
@@ -118,6 +170,7 @@ def register_robot(
     builder: Callable | str,
     *,
     replace: bool = False,
+    check: bool = True,
 ) -> EmbodimentSpec:
     """Make a user's robot known to the simulator, experts, IK, recorder, evaluator and listing.
 
@@ -126,12 +179,15 @@ def register_robot(
         builder: ``build(spec: MjSpec, parent: MjsBody, variant: str) -> RobotRig`` (see
             `locksmith.sim.rig`), as a module-level callable or a ``"module:function"`` string.
         replace: allow replacing an earlier registration of the same name with a different one.
+        check: run the quick robot check (`locksmith.sim.check.check_robot` with ``full=False``,
+            about a second) and refuse the robot if it finds errors; its warnings are logged.
 
     Returns:
         The registered spec. Registering the same spec and builder again is a no-op.
 
     Raises:
         SpecError: the spec file is invalid.
+        RobotCheckError: the check found errors (its ``report`` has every finding).
         RegistryError: the name is a bundled robot's, or already registered differently (without
             ``replace``), or the builder cannot be resolved or sent to worker processes.
     """
@@ -146,14 +202,65 @@ def register_robot(
         _check_importable(resolved)
     registration = RobotRegistration(spec, builder, source)
     previous = _REGISTERED.get(spec.name)
-    if previous is not None and previous != registration and not replace:
+    if previous == registration:
+        return spec
+    if previous is not None and not replace:
         raise RegistryError(
             f"robot {spec.name!r} is already registered (from {previous.source}) with another spec "
             f"or builder; pass replace=True to replace it"
         )
     _REGISTERED[spec.name] = registration
+    if check and not _CHECKS_DEFERRED[0]:
+        try:
+            _quick_check(spec.name)
+        except BaseException:
+            _restore(spec.name, previous)
+            raise
     log.debug("registered robot %s (spec from %s, builder %r)", spec.name, source, builder)
     return spec
+
+
+def _restore(name: str, previous: RobotRegistration | None) -> None:
+    if previous is None:
+        _REGISTERED.pop(name, None)
+    else:
+        _REGISTERED[name] = previous
+
+
+def _quick_check(name: str) -> None:
+    """The quick robot check of a robot just put in the registry: raise on errors, log warnings."""
+    from locksmith.sim.check import (
+        check_robot,  # the simulator: see the module docstring
+    )
+
+    report = check_robot(name, full=False)
+    if report.errors:
+        raise RobotCheckError(report)
+    for finding in report.warnings:
+        log.warning("robot %s: %s", name, finding.line())
+
+
+@contextmanager
+def checks_deferred() -> Iterator[None]:
+    """Register without the robot check inside this block (`locksmith robot check` registers a
+    robot this way to check it in full, findings and all)."""
+    _CHECKS_DEFERRED[0] += 1
+    try:
+        yield
+    finally:
+        _CHECKS_DEFERRED[0] -= 1
+
+
+@contextmanager
+def temporarily_registered(spec: EmbodimentSpec, builder: Callable | str) -> Iterator[EmbodimentSpec]:
+    """Register ``spec`` with ``builder`` (unchecked) for the block, then restore what was there."""
+    previous = _REGISTERED.get(spec.name)
+    with checks_deferred():
+        register_robot(spec, builder, replace=True)
+    try:
+        yield spec
+    finally:
+        _restore(spec.name, previous)
 
 
 def unregister_robot(name: str) -> None:
@@ -170,39 +277,73 @@ def registrations() -> tuple[RobotRegistration, ...]:
 
 def install_registrations(items: Iterable[RobotRegistration]) -> None:
     """Register ``items`` in this process (a worker pool's initializer)."""
-    for item in items:
-        register_robot(item.spec, item.builder, replace=True)
+    for item in items:  # checked where they were registered
+        register_robot(item.spec, item.builder, replace=True, check=False)
 
 
 # ---------------------------------------------------------------------- discovery
 def _run_entry(label: str, load: Callable[[], object]) -> None:
+    """Run one discovery entry; a failure is logged in one line with its fix and remembered."""
     try:
         target = load()
         if callable(target):
             target()
+        return
+    except RobotCheckError as err:
+        message = f"{label}: {err}"
     except (SpecError, RegistryError) as err:
-        raise RegistryError(f"{label}: {err}") from err
-    except Exception as err:  # a user's module may fail in any way: name it
-        raise RegistryError(f"{label}: registering robots failed: {type(err).__name__}: {err}") from err
+        message = str(err) if str(err).startswith(label) else f"{label}: {err}"
+    except Exception as err:  # a user's register function may fail in any way: name it
+        message = f"{label}: the register function raised {type(err).__name__}: {err}"
+    _DISCOVERY_ERRORS[label] = message
+    log.warning("%s", message)
 
 
 def discover_robots() -> None:
     """Import the registration modules named in `ROBOTS_ENV` and the `ENTRY_POINT_GROUP` entry
-    points, each once per process (new entries in the variable are picked up on the next call)."""
+    points, each once per process (new entries in the variable are picked up on the next call).
+
+    An entry that fails registers nothing: the failure is logged (one line, with the fix) and
+    named by the error for an unknown robot (`discovery_errors`)."""
     for entry in os.environ.get(ROBOTS_ENV, "").replace(";", ",").split(","):
         entry = entry.strip()
         if not entry or entry in _DISCOVERED:
             continue
         _DISCOVERED.add(entry)
+        label = f"{ROBOTS_ENV} entry {entry!r}"
         # "module:function" → the function (called); "module" → the module (its import registers).
-        load = (lambda e=entry: resolve_builder(e)) if ":" in entry else (lambda e=entry: importlib.import_module(e))
-        _run_entry(f"{ROBOTS_ENV} entry {entry!r}", load)
+        if ":" in entry:
+            load = lambda e=entry, lab=label: _resolve_entry(e, lab)
+        else:
+            load = lambda e=entry, lab=label: _import_module(e, lab)
+        _run_entry(label, load)
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         key = f"entry_point:{ep.name}={ep.value}"
         if key in _DISCOVERED:
             continue
         _DISCOVERED.add(key)
         _run_entry(f"entry point {ep.name!r} ({ep.value}) in group {ENTRY_POINT_GROUP!r}", ep.load)
+
+
+def _resolve_entry(entry: str, label: str) -> Callable:
+    try:
+        return resolve_callable(entry, "register function")
+    except RegistryError as err:
+        raise RegistryError(str(err).replace(f"register function {entry!r}", label, 1)) from err
+
+
+def discovery_errors() -> dict[str, str]:
+    """Discovery entries that registered nothing in this process → why (one line each)."""
+    return dict(_DISCOVERY_ERRORS)
+
+
+def unknown_robot_message(name: str) -> str:
+    """The error for an unknown robot name: the known ones, how to register, failed entries."""
+    message = f"unknown robot {name!r}; known robots: {', '.join(known_robots())}; {REGISTER_HINT}"
+    if _DISCOVERY_ERRORS:
+        message += "; these registrations failed: " + " | ".join(
+            m.splitlines()[0] for m in _DISCOVERY_ERRORS.values())
+    return message
 
 
 def registered_robots() -> tuple[str, ...]:
@@ -221,7 +362,7 @@ def registration(name: str) -> RobotRegistration:
     if name not in _REGISTERED:
         discover_robots()
     if name not in _REGISTERED:
-        raise KeyError(f"unknown robot {name!r}; known robots: {', '.join(known_robots())}")
+        raise KeyError(unknown_robot_message(name))
     return _REGISTERED[name]
 
 
