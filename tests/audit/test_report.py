@@ -23,6 +23,7 @@ from test_summary import (
     tuning_records,
 )
 
+from locksmith.audit.panels import encode_clip
 from locksmith.audit.report import (
     OFFLINE_NOTE,
     headline_lines,
@@ -30,13 +31,43 @@ from locksmith.audit.report import (
     render_markdown,
     write_report,
 )
-from locksmith.audit.schema import AuditResult, load_audit, write_audit_json
+from locksmith.audit.schema import AuditResult, PanelRecord, load_audit, write_audit_json
 from locksmith.audit.summary import format_table, summarize
 
 
 @pytest.fixture(scope="module")
 def audit() -> AuditResult:
     return synthetic_audit()
+
+
+def _clip(color: tuple[int, int, int]) -> bytes:
+    """A small animated clip: a square crossing the frame (the report only embeds the bytes)."""
+    frames = np.zeros((6, 32, 32, 3), dtype=np.uint8)
+    for k, frame in enumerate(frames):
+        frame[10:20, 4 * k:4 * k + 10] = color
+    return encode_clip(frames)[0]
+
+
+def with_clips(audit: AuditResult, out_dir: Path) -> AuditResult:
+    """``audit`` with clips of lora and scratch on tabletop_arm, recorded as `panels.add_panels` records
+    them, their files written under ``out_dir/panels/``."""
+    t = audit.targets["tabletop_arm"]
+    keys = t.episode_keys
+    rows = [("lora", keys[0], True, True, "success", {}), ("lora", keys[3], False, False, "dropped",
+                                                            {"joint_limit": 2, "workspace": 1}),
+            ("scratch", keys[1], True, False, "never_grasped", {}), ("scratch", keys[2], False, False,
+                                                                     "not_released", {"gripper_range": 1})]
+    panels = []
+    for arm, key, recorded, success, outcome, interventions in rows:
+        file = f"panels/1-tabletop_arm-{arm}-n10-s0-{key.replace('/', '-')}.webp"
+        (out_dir / "panels").mkdir(parents=True, exist_ok=True)
+        (out_dir / file).write_bytes(_clip((200, 40, 40) if success else (40, 40, 200)))
+        panels.append(PanelRecord(arm=arm, budget=10, seed=0, episode_key=key, recorded_success=recorded,
+                                  success=success, outcome=outcome, interventions=interventions, file=file,
+                                  frames=6, fps=10.0))
+    data = audit.model_dump()
+    data["targets"]["tabletop_arm"]["panels"] = [p.model_dump() for p in panels]
+    return AuditResult.model_validate(data)
 
 
 @pytest.fixture(scope="module")
@@ -146,6 +177,27 @@ def test_a_failed_write_leaves_the_old_report_whole(audit, tmp_path, monkeypatch
     assert not [p for p in tmp_path.rglob("*") if p.is_file() and p.name != "report.md"]
 
 
+def test_rollouts_show_each_arms_clips_with_their_labels_and_shield_interventions(audit, tmp_path):
+    clipped = with_clips(audit, tmp_path)
+    md = render_markdown(clipped)
+    assert md.count("### Rollouts") == 2  # the two simulated targets; the offline one has none
+    assert ("the headline arm lora and the baseline scratch, both at 10 demos (the budget nearest lora's demos to "
+            "threshold, 7.43), training seed 0") in md
+    keys = clipped.targets["tabletop_arm"].episode_keys
+    assert "lora (headline, adapted from the prior), 10 demos, seed 0:" in md
+    assert f"- ![clip](panels/1-tabletop_arm-lora-n10-s0-nominal-{keys[0][8:]}.webp) success; {keys[0]}; " \
+           "shield: no interventions" in md
+    assert f"dropped (dropped the cube); {keys[3]}; shield: 3 (joint_limit 2, workspace 1)" in md
+    assert (f"never_grasped (never grasped the named cube); {keys[1]}; shield: no interventions; the evaluation "
+            "recorded a success (replay differs)") in md
+    assert "No rollout clips in this audit" in md  # mobile_manipulator: summarized without clips
+    paths = write_report(clipped, tmp_path)
+    page = paths["html"].read_text()
+    assert page.count('src="data:image/webp;base64,') == 4 and "(clip " not in page
+    (tmp_path / clipped.targets["tabletop_arm"].panels[0].file).unlink()
+    assert render_html(clipped).count("(clip panels/1-tabletop_arm-") == 4  # no clip bytes given: each named
+
+
 def test_html_escapes_every_string(audit):
     hostile = AuditResult.model_validate({**audit.model_dump(), "plan_file": "<script>alert(1)</script> & more"})
     page = render_html(hostile)
@@ -163,6 +215,7 @@ def test_html_renders_in_headless_chromium(audit, tmp_path):
         if os.environ.get("CI"):
             pytest.fail("Chromium is missing under CI: .ci/run installs Debian's chromium")
         pytest.skip("no /usr/bin/chromium (apt-get install chromium); CI installs it")
+    audit = with_clips(audit, tmp_path / "report")
     paths = write_report(audit, tmp_path / "report")
     url = paths["html"].resolve().as_uri()
     base = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -180,6 +233,8 @@ def test_html_renders_in_headless_chromium(audit, tmp_path):
     for line in headline_lines(audit):
         assert line.replace("&", "&amp;").replace(">", "&gt;") in dom.stdout
     assert dom.stdout.count('src="data:image/png;base64,') == 6
+    assert dom.stdout.count('src="data:image/webp;base64,') == 4  # the rollout clips
+    assert dom.stdout.count("<figcaption>") == 6 + 4
     pixels = np.asarray(Image.open(io.BytesIO(screenshot.read_bytes())).convert("L"), dtype=float)
     assert pixels.shape == (2000, 1200)
     assert pixels.std() > 10, "the screenshot is blank"

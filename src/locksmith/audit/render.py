@@ -1,9 +1,9 @@
 """A document as a list of blocks, and its two renderings: Markdown and self-contained HTML.
 
-The report is built once as blocks (heading, paragraph, table, figure, ...) and rendered twice,
-so ``report.md`` and ``report.html`` always say the same thing; only the plots travel
-differently (PNG files under ``plots/`` for the Markdown, base64 data URIs in the HTML, which
-must open on a machine without network). Nothing here knows about audits.
+The report is built once as blocks (heading, paragraph, table, figure, clips, ...) and rendered
+twice, so ``report.md`` and ``report.html`` always say the same thing; only the images travel
+differently (files under ``plots/`` and beside the report for the Markdown, base64 data URIs in
+the HTML, which must open on a machine without network). Nothing here knows about audits.
 """
 
 from __future__ import annotations
@@ -15,15 +15,25 @@ from dataclasses import dataclass
 from typing import Literal
 
 PLOTS_DIR = "plots"
+MEDIA_TYPES = {".png": "image/png", ".gif": "image/gif", ".webp": "image/webp"}
 
 
 @dataclass(frozen=True)
 class Block:
-    kind: Literal["lines", "heading", "para", "bullets", "table", "figure", "code"]
+    kind: Literal["lines", "heading", "para", "bullets", "table", "figure", "clips", "code"]
     text: str = ""
     level: int = 2
-    items: tuple = ()  # lines / bullets; table rows (header first)
+    items: tuple = ()  # lines / bullets; table rows (header first); clips: (path, caption) pairs
     figure: str = ""  # file name under plots/
+
+
+def clips(pairs: Sequence[tuple[str, str]]) -> Block:
+    """Short animations side by side: (path relative to the report, caption) each."""
+    return Block("clips", items=tuple((str(path), str(caption)) for path, caption in pairs))
+
+
+def _media_type(path: str) -> str:
+    return MEDIA_TYPES.get(path[path.rfind("."):].lower(), "application/octet-stream")
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> Block:
@@ -56,6 +66,8 @@ def render_markdown(blocks: Sequence[Block]) -> str:
             parts.append("\n".join(lines))
         elif block.kind == "figure":
             parts.append(f"![{block.text}]({PLOTS_DIR}/{block.figure})")
+        elif block.kind == "clips":
+            parts.append("\n".join(f"- ![clip]({path}) {_md_cell(caption)}" for path, caption in block.items))
         elif block.kind == "code":
             parts.append(f"```json\n{block.text}\n```")
     return "\n\n".join(parts) + "\n"
@@ -74,14 +86,22 @@ th{background:#f3f5f7}tr:nth-child(even) td{background:#fafbfc}
 td:not(:first-child){font-variant-numeric:tabular-nums}
 figure{margin:12px 0}figure img{max-width:100%;height:auto;border:1px solid #e3e6ea}
 figcaption{font-size:.9em;color:#57606a}
+.clips{display:flex;flex-wrap:wrap;gap:12px;margin:8px 0 16px}
+.clips figure{margin:0;width:200px}.clips img{width:160px;height:160px;image-rendering:auto}
+.clips figcaption{font-size:.82em}
 pre{background:#f6f8fa;padding:10px;overflow:auto;font-size:.85em}
 """
 
 
 def render_html(blocks: Sequence[Block], plots: dict[str, bytes] | None = None,
-                title: str = "locksmith transfer audit") -> str:
-    """Self-contained HTML: inline CSS, no script, every string escaped, plots as data URIs."""
-    plots = plots or {}
+                title: str = "locksmith transfer audit", clip_files: dict[str, bytes] | None = None) -> str:
+    """Self-contained HTML: inline CSS, no script, every string escaped, plots and clips as data URIs.
+
+    Args:
+        plots: PNG bytes by file name under ``plots/``.
+        clip_files: the clips' bytes by their path in a ``clips`` block (a missing one is named instead).
+    """
+    plots, clip_files = plots or {}, clip_files or {}
     e = html.escape
     body = []
     for block in blocks:
@@ -104,6 +124,14 @@ def render_html(blocks: Sequence[Block], plots: dict[str, bytes] | None = None,
             img = (f'<img alt="{e(block.text)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
                    if png else f"<p>(plot {e(block.figure)} not rendered)</p>")
             body.append(f"<figure>{img}<figcaption>{e(block.text)}</figcaption></figure>")
+        elif block.kind == "clips":
+            figures = []
+            for path, caption in block.items:
+                data = clip_files.get(path)
+                img = (f'<img alt="{e(caption)}" src="data:{_media_type(path)};base64,'
+                       f'{base64.b64encode(data).decode()}">' if data else f"<p>(clip {e(path)} missing)</p>")
+                figures.append(f"<figure>{img}<figcaption>{e(caption)}</figcaption></figure>")
+            body.append('<div class="clips">' + "".join(figures) + "</div>")
         elif block.kind == "code":
             body.append(f"<pre>{e(block.text)}</pre>")
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"

@@ -11,6 +11,7 @@ Layout written by :func:`write_report`::
     out_dir/plots/<n>-<target>-curves.png   success (or error) vs demos, one per target
     out_dir/plots/<n>-<target>-slices.png   the same per evaluation slice
     out_dir/plots/gains.png                 adaptation and wall-clock gains with intervals
+    out_dir/panels/...                      rollout clips (written by `locksmith.audit.panels`, read here)
 """
 
 from __future__ import annotations
@@ -24,16 +25,18 @@ from locksmith.audit import render
 from locksmith.audit.estimates import CurveRecord, no_interval
 from locksmith.audit.estimates import short_number as _num
 from locksmith.audit.plots import GAINS_PLOT, plot_names, render_plots
-from locksmith.audit.render import PLOTS_DIR, Block, table
+from locksmith.audit.render import PLOTS_DIR, Block, clips, table
 from locksmith.audit.schema import (
     ArmRecord,
     AuditResult,
+    PanelRecord,
     TargetResult,
     load_audit,
     write_audit_json,
 )
+from locksmith.evaluate.failures import OUTCOME_WORDS
 
-__all__ = ["headline_lines", "load_audit", "render_html", "render_markdown", "report_blocks",
+__all__ = ["headline_lines", "load_audit", "read_clips", "render_html", "render_markdown", "report_blocks",
            "write_audit_json", "write_report"]
 
 log = logging.getLogger(__name__)
@@ -172,6 +175,7 @@ def _target_blocks(t: TargetResult, plots: dict[str, str], n_targets: int) -> li
     out += _recipe_blocks(t)
     out += _negative_blocks(t)
     out += _shield_blocks(t)
+    out += _rollout_blocks(t)
     out.append(Block("para", f"Every run's demonstration episodes, value and key: audit.json, "
                              f"targets.{t.label}.arms.<arm>.runs."))
     if t.notes:
@@ -263,6 +267,46 @@ def _shield_blocks(t: TargetResult) -> list[Block]:
     return out + [table(["arm", *kinds, "total"], rows)]
 
 
+def _caption(panel: PanelRecord) -> str:
+    """``dropped (dropped the cube); nominal/2000000004; shield: 3 (joint_limit 2, workspace 1)``."""
+    label = panel.outcome if panel.outcome == "success" else f"{panel.outcome} ({OUTCOME_WORDS[panel.outcome]})"
+    count = sum(panel.interventions.values())
+    shield = (f"{count} ({', '.join(f'{k} {v}' for k, v in sorted(panel.interventions.items()))})" if count
+              else "no interventions")
+    text = f"{label}; {panel.episode_key}; shield: {shield}"
+    if panel.recorded_success != panel.success:
+        text += f"; the evaluation recorded a {'success' if panel.recorded_success else 'failure'} (replay differs)"
+    return text
+
+
+def _rollout_blocks(t: TargetResult) -> list[Block]:
+    if t.source != "sim":
+        return []
+    out = [Block("heading", "Rollouts", level=3)]
+    if t.panels:
+        panel = t.panels[0]
+        headline = t.arms[t.headline_arm].crossing.text()
+        out.append(Block("para", (
+            f"Evaluation episodes replayed from their seeds with each run's final checkpoint, every action "
+            f"through the safety shield: the headline arm {t.headline_arm} and the baseline {t.baseline.name}, "
+            f"both at {panel.budget} demos (the budget nearest {t.headline_arm}'s demos to threshold, {headline}), "
+            f"training seed {panel.seed}; the first successes and failures of each, in evaluation-episode order. "
+            f"Each clip is labelled with why the episode failed and the shield's interventions in it "
+            f"(labels: docs/report.md).")))
+        for arm in dict.fromkeys(p.arm for p in t.panels):
+            mine = [p for p in t.panels if p.arm == arm]
+            words = "headline, " if arm == t.headline_arm else "baseline, " if arm == t.baseline.name else ""
+            out += [Block("para", f"{arm} ({words}{_KIND_WORDS[t.arms[arm].kind]}), {mine[0].budget} demos, "
+                                  f"seed {mine[0].seed}:"),
+                    clips([(p.file, _caption(p)) for p in mine])]
+    if t.panels_note:
+        out.append(Block("para", t.panels_note))
+    elif not t.panels:
+        out.append(Block("para", "No rollout clips in this audit (`locksmith audit` renders them from the runs' "
+                                 "checkpoints)."))
+    return out
+
+
 def _reproducibility_blocks(audit: AuditResult) -> list[Block]:
     rep = audit.reproducibility
     out = [Block("heading", "Reproducibility")]
@@ -286,13 +330,29 @@ def render_markdown(audit: AuditResult) -> str:
     return render.render_markdown(report_blocks(audit))
 
 
-def render_html(audit: AuditResult, plots: dict[str, bytes] | None = None) -> str:
-    """``report.html``, self-contained: inline CSS, no script, plots as base64 data URIs."""
-    return render.render_html(report_blocks(audit), plots)
+def render_html(audit: AuditResult, plots: dict[str, bytes] | None = None,
+                clip_files: dict[str, bytes] | None = None) -> str:
+    """``report.html``, self-contained: inline CSS, no script, plots and clips as base64 data URIs
+    (``clip_files``: bytes by `PanelRecord.file`)."""
+    return render.render_html(report_blocks(audit), plots, clip_files=clip_files)
+
+
+def read_clips(audit: AuditResult, out_dir: Path) -> dict[str, bytes]:
+    """The rollout clips the audit records, read from ``out_dir`` (a missing one is left out)."""
+    found = {}
+    for target in audit.targets.values():
+        for panel in target.panels:
+            path = Path(out_dir) / panel.file
+            if path.is_file():
+                found[panel.file] = path.read_bytes()
+            else:
+                log.warning("report: clip %s is missing", path)
+    return found
 
 
 def write_report(audit: AuditResult, out_dir: Path) -> dict[str, Path]:
-    """Write ``report.md``, ``report.html`` and the PNG plots into ``out_dir``, each atomically.
+    """Write ``report.md``, ``report.html`` and the PNG plots into ``out_dir``, each atomically; the
+    HTML embeds the rollout clips found under ``out_dir/panels/``.
 
     Returns:
         ``{"markdown": path, "html": path, <plot file name>: path, ...}``.
@@ -306,6 +366,6 @@ def write_report(audit: AuditResult, out_dir: Path) -> dict[str, Path]:
     written["markdown"] = out_dir / "report.md"
     write_file_atomic(written["markdown"], render_markdown(audit).encode())
     written["html"] = out_dir / "report.html"
-    write_file_atomic(written["html"], render_html(audit, plots).encode())
+    write_file_atomic(written["html"], render_html(audit, plots, read_clips(audit, out_dir)).encode())
     log.info("report written to %s (%d plots)", out_dir, len(plots))
     return written

@@ -13,6 +13,7 @@ Layout of the audit folder ``out``:
     expert/<target>.json          the scripted expert on the evaluation episodes (threshold)
     runs/<target>/<arm>/tune/...  learning-rate candidates, scored on validation seeds
     runs/<target>/<arm>/n<N>_s<S>-<key>/result.json   one file per finished run (see `sweep`)
+    panels/<target>-<arm>-...webp                    rollout clips of the headline and baseline arms
     audit.json, report.md, report.html                the summary and the report
 
 Every stage is a file, so a rerun after a crash redoes only what is missing. Every choice is
@@ -393,6 +394,9 @@ def run_audit(plan: TransferPlan, out: str | Path, plan_file: str | None = None,
     }
     audit = summarize(plan, targets, results, prior_info, tuning, plan_file=plan_file, quick=quick,
                       reproducibility=reproducibility)
+    from locksmith.audit.panels import add_panels
+
+    audit = add_panels(audit, results, out)  # rollout clips under out/panels/ (never fails the audit)
     from locksmith.audit.report import write_report
     from locksmith.audit.schema import write_audit_json
 

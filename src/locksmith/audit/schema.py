@@ -23,7 +23,8 @@ and its tests only ever see states the pipeline can produce.
         ├── adaptation_gain, wallclock_gain, wallclock_gain_amortized: GainRecord
         ├── other_gains: (GainRecord, ...)     every other (adapted, from-scratch) pair
         ├── negative_transfer: (NegativeTransferRecord, ...)
-        └── goal_checks: GoalChecks, goal_met: bool | None, notes
+        ├── goal_checks: GoalChecks, goal_met: bool | None, notes
+        └── panels: (PanelRecord, ...), panels_note   rollout clips (`locksmith.audit.panels`)
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from locksmith.audit.estimates import (
     NegativeTransferRecord,
     Record,
 )
+from locksmith.evaluate.failures import Outcome
 
 SCHEMA_VERSION = 1
 
@@ -187,6 +189,39 @@ class GoalChecks(Record):
     wallclock: Verdict  # the adaptation-only wall-clock gain ≥ wallclock_gain
 
 
+class PanelRecord(Record):
+    """One rollout clip: an evaluation episode of one run, replayed from its seed and rendered.
+
+    Attributes:
+        arm, budget, seed: the run (training seed) whose final checkpoint acted.
+        episode_key: the evaluation episode, ``<slice>/<evaluation seed>`` (`TargetResult.episode_keys`).
+        recorded_success: the episode's outcome as the run's evaluation recorded it (it chose the clip).
+        success, outcome: the replay's success and its label (`locksmith.evaluate.failures`).
+        interventions: the safety shield's interventions in the replayed episode, by kind (non-zero only).
+        file: the clip, relative to the audit folder (``panels/...``); frames, fps: its length and speed.
+    """
+
+    arm: str
+    budget: int
+    seed: int
+    episode_key: str
+    recorded_success: bool
+    success: bool
+    outcome: Outcome
+    interventions: dict[str, int]
+    file: str
+    frames: int
+    fps: float
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PanelRecord:
+        if (self.outcome == "success") != self.success:
+            raise ValueError(f"panel {self.file}: outcome {self.outcome!r} with success={self.success}")
+        if not self.file.startswith("panels/") or ".." in self.file:
+            raise ValueError(f"panel file {self.file!r} is not under panels/")
+        return self
+
+
 class TargetResult(Record):
     """Everything measured on one target robot."""
 
@@ -218,6 +253,8 @@ class TargetResult(Record):
     goal_checks: GoalChecks
     goal_met: bool | None  # None: undetermined
     notes: tuple[str, ...]
+    panels: tuple[PanelRecord, ...] = ()  # rollout clips (`locksmith.audit.panels`); none for offline targets
+    panels_note: str | None = None  # why clips are missing (no GL, a checkpoint gone, ...)
 
     @model_validator(mode="after")
     def _consistent(self) -> TargetResult:
@@ -240,6 +277,20 @@ class TargetResult(Record):
             raise ValueError(f"{where}: budgets {list(self.budgets)} are not the arms' budgets")
         if self.metric == "offline_action_error" and self.action_scale is None:
             raise ValueError(f"{where}: an offline error needs its action scale")
+        return self
+
+    @model_validator(mode="after")
+    def _panels(self) -> TargetResult:
+        where = f"target {self.label!r}"
+        if self.panels and self.source != "sim":
+            raise ValueError(f"{where}: rollout clips for an offline target")
+        for panel in self.panels:
+            if panel.arm not in self.arms or panel.budget not in self.arms[panel.arm].curve.budgets:
+                raise ValueError(f"{where}: clip {panel.file} of arm {panel.arm!r} at {panel.budget} demos, "
+                                 "which did not run")
+            if panel.seed not in self.seeds or panel.episode_key not in self.episode_keys:
+                raise ValueError(f"{where}: clip {panel.file} of seed {panel.seed}, episode {panel.episode_key!r}, "
+                                 "which is not among the target's seeds and evaluation episodes")
         return self
 
     def headline(self) -> str:
