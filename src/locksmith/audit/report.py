@@ -74,7 +74,7 @@ def report_blocks(audit: AuditResult) -> list[Block]:
     out = [Block("lines", items=tuple(headline_lines(audit))),
            Block("heading", "Transfer audit", level=1), Block("para", HOW_TO_READ)]
     if audit.quick:
-        out.append(Block("para", "Quick mode: reduced budgets and seeds; a smoke test, not a measurement."))
+        out.append(Block("para", "Quick mode: tiny budgets, few training steps and episodes; a smoke test of the pipeline, not a measurement."))
     out += _run_blocks(audit)
     if audit.targets:
         out += [Block("heading", "Gains"),
