@@ -140,6 +140,90 @@ def ensure_prior(plan: TransferPlan, out: Path, progress: bool = True) -> tuple[
                               "weights_sha256": folder_digest(stage / "policy")}
 
 
+DEMO_COPIES = 3  # a robot's frames are held about three times over (arrays, a subset, the sampler's chunks)
+
+
+def _demo_bytes(robot: str, task: str, episodes: int) -> int:
+    """Rough memory of ``episodes`` recorded demos held for training (full-length episodes)."""
+    from locksmith.embodiment.registry import load_robot_spec
+    from locksmith.sim.tasks import TASKS
+
+    spec = load_robot_spec(robot)
+    frames = episodes * TASKS[task].horizon_s * spec.control_rate_hz
+    floats = 2 * spec.state_dim + 2 * spec.action_dim + 64  # state, action, environment state, intent, targets
+    return int(frames * floats * 4 * DEMO_COPIES)
+
+
+def _check_memory(plan: TransferPlan) -> None:
+    """Refuse a plan whose demonstrations cannot be held in this machine's memory (before recording)."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not a POSIX machine: no bound known
+        return
+    limit = int(0.8 * total)
+    for i, target in enumerate(plan.targets):
+        if target.source == "sim":
+            need = _demo_bytes(target.robot, target.task, plan.pool_size())
+            if need > limit:
+                raise PlanError(f"targets.{i} ({target.label()!r}): {plan.pool_size():,} demos (demo_pool_factor x "
+                                f"the largest of 'budgets') need about {need / 2**30:.1f} GiB of memory; this machine "
+                                f"has {total / 2**30:.1f} GiB: lower 'budgets' or 'demo_pool_factor'")
+    section = plan.prior
+    if section is not None and section.checkpoint is None:
+        need = sum(_demo_bytes(r, t, section.demos_per_robot) for r in section.robots for t in section.tasks)
+        if need > limit:
+            raise PlanError(f"prior.demos_per_robot: {section.demos_per_robot:,} demos per robot and task need about "
+                            f"{need / 2**30:.1f} GiB of memory; this machine has {total / 2**30:.1f} GiB")
+
+
+def preflight(plan: TransferPlan) -> None:
+    """Everything about a plan that can be checked without recording or training, checked before
+    anything is written: the prior's checkpoint, each dataset target (readable, its spec, enough
+    episodes outside the held-out ones for the largest budget, compatible with the prior).
+
+    Raises:
+        PlanError, AuditError, DatasetError, CheckpointError: naming the plan field and the file.
+    """
+    from locksmith.data.loading import DatasetError, load_demonstrations
+    from locksmith.embodiment.spec import SpecError
+    from locksmith.evaluate.offline import held_out_episodes
+    from locksmith.policy.policy import CheckpointError, CrossEmbodimentPolicy
+    from locksmith.train.compat import check_compatibility
+
+    _check_memory(plan)
+    prior = prior_dir = None
+    section = plan.prior
+    if section is None or section.checkpoint is not None:
+        try:
+            if section is None:
+                from locksmith.priors import shipped_prior
+
+                prior_dir = shipped_prior()
+            else:
+                prior_dir = Path(section.checkpoint)
+            prior = CrossEmbodimentPolicy.from_pretrained(prior_dir)
+        except CheckpointError as err:
+            where = "prior.checkpoint: " if section is not None else "the published prior: "
+            raise PlanError(f"{where}{err}") from None
+    need = max(plan.budgets)
+    for i, target in enumerate(plan.targets):
+        if target.source != "dataset":
+            continue
+        field = f"targets.{i} ({target.label()!r})"
+        try:
+            demos = load_demonstrations(Path(target.dataset), None if target.spec is None else Path(target.spec))
+        except (DatasetError, SpecError) as err:
+            raise AuditError(f"{field}.dataset: {err}") from None
+        held = len(held_out_episodes(demos.num_episodes, plan.evaluation.holdout_fraction))
+        if need > demos.num_episodes - held:
+            raise AuditError(f"{field}: budget {need} demos, but {target.dataset} has {demos.num_episodes - held} "
+                             f"episodes outside the held-out {held}; lower 'budgets' or record more")
+        if prior is not None:
+            report = check_compatibility(prior, prior_dir, Path(target.dataset), demos.spec)
+            if not report.ok:
+                raise AuditError(f"{field}: the compatibility check refuses {target.dataset}:\n{report.format()}")
+
+
 def _read_record(path: Path) -> dict:
     try:
         return json.loads(path.read_text()) if path.is_file() else {}
@@ -329,7 +413,7 @@ def _run_arms(plan: TransferPlan, targets: list[ResolvedTarget], specs: list[Run
     """Run ``specs``: our own arms first, then the peer arms where they can still matter
     (`peer_budget_cap`, unless the plan asks for every peer run). Returns (specs run, results)."""
     own = [s for s in specs if s.arm not in PEER_ARMS]
-    results = run_sweep(own, **sweep) if own else []
+    results = run_sweep(own, **sweep)
     peers = [s for s in specs if s.arm in PEER_ARMS]
     if plan.peer_runs == "until_scratch_crosses":
         caps = {t.label: peer_budget_cap(t, earlier + results) for t in targets}
@@ -338,7 +422,7 @@ def _run_arms(plan: TransferPlan, targets: list[ResolvedTarget], specs: list[Run
             log.info("peer runs skipped where scratch already reached the threshold: %s",
                      sorted({(s.target, s.budget) for s in skipped}))
         peers = [s for s in peers if s.budget <= caps[s.target]]
-    results += run_sweep(peers, **sweep) if peers else []
+    results += run_sweep(peers, **sweep)
     return own + peers, results
 
 
@@ -361,6 +445,7 @@ def run_audit(plan: TransferPlan, out: str | Path, plan_file: str | None = None,
     from locksmith.audit.summary import refine_budgets, summarize
 
     out = Path(out)
+    preflight(plan)  # a refused plan leaves nothing on disk
     out.mkdir(parents=True, exist_ok=True)
     started, t0 = _now(), time.perf_counter()
     write_file_atomic(out / "plan.yaml", yaml.safe_dump(plan.to_dict(), sort_keys=False))

@@ -299,6 +299,8 @@ def run_sweep(specs: Sequence[RunSpec], workers: int | None = None, ray_address:
     """
     from tqdm import tqdm
 
+    if not specs:
+        return []
     results: dict[str, dict] = {}
     todo = []
     for spec in specs:
