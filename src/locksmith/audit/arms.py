@@ -85,8 +85,34 @@ def outcome_table(entries: Mapping, episode_keys: tuple[str, ...], where: str,
     return seeds, table, normalized
 
 
+class _SeedTable:
+    """What `ArmResults` and `CheckpointResults` share: sorted seeds and the outcome table."""
+
+    episode_keys: tuple[str, ...]
+    _seeds: tuple[int, ...]
+    _table: np.ndarray
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        """(S,) sorted training seeds, the same in every cell."""
+        return self._seeds
+
+    @property
+    def n_seeds(self) -> int:
+        return len(self._seeds)
+
+    @property
+    def kind(self) -> Literal["episodes", "scalar"]:
+        return "episodes" if self.episode_keys else "scalar"
+
+    @property
+    def outcomes(self) -> np.ndarray:
+        """(cells, S, E) per-episode outcomes, or (cells, S) scalars; sorted; read-only."""
+        return self._table
+
+
 @dataclass(frozen=True, eq=False)
-class ArmResults:
+class ArmResults(_SeedTable):
     """One arm's results on one target: budget → training seed → outcomes.
 
     Attributes:
@@ -141,24 +167,6 @@ class ArmResults:
         """(B,) sorted budgets."""
         return np.array(list(self.runs), dtype=float)
 
-    @property
-    def seeds(self) -> tuple[int, ...]:
-        """(S,) sorted training seeds, the same at every budget."""
-        return self._seeds
-
-    @property
-    def n_seeds(self) -> int:
-        return len(self._seeds)
-
-    @property
-    def kind(self) -> Literal["episodes", "scalar"]:
-        return "episodes" if self.episode_keys else "scalar"
-
-    @property
-    def outcomes(self) -> np.ndarray:
-        """(B, S, E) per-episode outcomes, or (B, S) scalars; budgets and seeds sorted; read-only."""
-        return self._table
-
     def run_means(self, budget: float) -> np.ndarray:
         """(S,) each seed's mean outcome (or scalar) at ``budget``, in seed order."""
         if float(budget) not in self.runs:
@@ -179,7 +187,7 @@ class ArmResults:
 
 
 @dataclass(frozen=True, eq=False)
-class CheckpointResults:
+class CheckpointResults(_SeedTable):
     """One arm's checkpoints along training: (budget, step) → training seed → (seconds, outcomes).
 
     Attributes:
@@ -235,23 +243,6 @@ class CheckpointResults:
     def cell_keys(self) -> list[tuple[float, int]]:
         """(C,) sorted (budget, step) keys."""
         return list(self.cells)
-
-    @property
-    def seeds(self) -> tuple[int, ...]:
-        return self._seeds
-
-    @property
-    def n_seeds(self) -> int:
-        return len(self._seeds)
-
-    @property
-    def kind(self) -> Literal["episodes", "scalar"]:
-        return "episodes" if self.episode_keys else "scalar"
-
-    @property
-    def outcomes(self) -> np.ndarray:
-        """(C, S, E) per-episode outcomes, or (C, S) scalars; cells and seeds sorted; read-only."""
-        return self._table
 
     @property
     def seconds(self) -> np.ndarray:
