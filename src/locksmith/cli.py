@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
+import os
 import sys
 from pathlib import Path
 
@@ -20,6 +22,80 @@ EXIT_BAD_INPUT = 2
 
 class BadInput(Exception):
     """Raised by a subcommand for input the user must fix (exit code 2)."""
+
+
+MAX_COUNT = 10_000_000  # any count on the command line (steps, episodes, demos, ...)
+
+
+def _count(minimum: int = 1, maximum: int = MAX_COUNT):
+    """An argparse type: an integer in [minimum, maximum] (``0`` workers or pixels is refused here)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if not minimum <= value <= maximum:
+            raise argparse.ArgumentTypeError(f"expected an integer between {minimum} and {maximum:,}, got {value}")
+        return value
+
+    parse.__name__ = "count"
+    return parse
+
+
+def _number(minimum: float = 0.0, maximum: float = 1e6, low_open: bool = False, high_open: bool = False):
+    """An argparse type: a finite number in the range (nan and inf are refused here)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        low_ok = value > minimum if low_open else value >= minimum
+        high_ok = value < maximum if high_open else value <= maximum
+        if not (math.isfinite(value) and low_ok and high_ok):
+            lo, hi = "(" if low_open else "[", ")" if high_open else "]"
+            raise argparse.ArgumentTypeError(f"expected a number in {lo}{minimum:g}, {maximum:g}{hi}, got {text}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
+def _nearest_existing(path: Path) -> Path:
+    path = Path(os.path.abspath(path))
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _check_out_folder(flag: str, path: Path | None) -> None:
+    """Refuse, before any work, an output folder that is a file or cannot be created or written."""
+    if path is None:
+        return
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise BadInput(f"{flag}: {path} is an existing file, not a folder")
+    _check_writable(flag, path)
+
+
+def _check_out_file(flag: str, path: Path | None) -> None:
+    """Refuse, before any work, an output file that is a folder or cannot be written."""
+    if path is None:
+        return
+    path = Path(path)
+    if path.is_dir():
+        raise BadInput(f"{flag}: {path} is a folder, not a file")
+    _check_writable(flag, path)
+
+
+def _check_writable(flag: str, path: Path) -> None:
+    existing = _nearest_existing(path)
+    if existing != Path(os.path.abspath(path)) and not existing.is_dir():
+        raise BadInput(f"{flag}: {path}: {existing} is a file, not a folder")
+    read_only_mount = bool(os.statvfs(existing).f_flag & os.ST_RDONLY)  # os.access says yes to root
+    if read_only_mount or not os.access(existing, os.W_OK | (os.X_OK if existing.is_dir() else 0)):
+        raise BadInput(f"{flag}: {path}: {existing} is read-only")
 
 
 def _check_names(flag: str, names: list[str], kind: str, known) -> None:
@@ -110,6 +186,7 @@ def _cmd_demos(args: argparse.Namespace) -> int:
     from locksmith.data.record import RecordError, record_demos
 
     _check_robots_and_tasks([args.robot], [args.task])
+    _check_out_folder("--out", args.out)
     try:
         out = record_demos(
             args.robot, args.task, args.episodes, args.out, seed=args.seed, camera=args.camera,
@@ -134,8 +211,13 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
 
     robots, tasks = _split(args.robots), _split(args.tasks)
     _check_robots_and_tasks(robots, tasks, plural=True)
-    if args.tune_episodes < 0:
-        raise BadInput(f"--tune-episodes: expected a count >= 0, got {args.tune_episodes}")
+    for flag, names in (("--robots", robots), ("--tasks", tasks)):
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise BadInput(f"{flag}: {', '.join(twice)} named twice in {','.join(names)}")
+    _check_out_folder("--out", args.out)
+    if args.tune_episodes is None:  # scaled to the run: a smoke run does not spend minutes choosing horizons
+        args.tune_episodes = defaults.tune_episodes_for(args.steps)
     if args.threads is not None:
         if args.threads < 1:
             raise BadInput(f"--threads: expected a count >= 1, got {args.threads}")
@@ -150,6 +232,11 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
             raise BadInput(f"--weights: expected comma-separated numbers, got {args.weights!r}") from None
         if len(values) != len(robots):
             raise BadInput(f"--weights: {len(values)} weights for {len(robots)} robots")
+        for robot, value in zip(robots, values, strict=True):
+            if not (math.isfinite(value) and 0 <= value <= 1e6):
+                raise BadInput(f"--weights: the weight of {robot!r} is {value}; weights are numbers in [0, 1e6]")
+        if not sum(values) > 0:
+            raise BadInput("--weights: the mixture weights are all zero")
         weights = dict(zip(robots, values, strict=True))
     try:
         train_config = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
@@ -165,7 +252,7 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
                   f"{args.tune_episodes} validation episodes per candidate of {task} (--tune-episodes 0 skips it)",
                   flush=True)
         record = build_prior(recipe, train_config, args.out, datasets=_split(args.datasets), resume=args.resume,
-                             tune_episodes=args.tune_episodes)
+                             tune_episodes=args.tune_episodes, tune_workers=args.workers)
     except (DatasetError, RecordError, ValueError) as err:
         raise BadInput(str(err)) from None
     print(f"prior written to {record['policy']} ({record['parameters']:,} parameters, "
@@ -188,6 +275,9 @@ def _write_json(path: Path | None, data: dict) -> None:
 def _cmd_eval(args: argparse.Namespace) -> int:
     from locksmith.evaluate.evaluator import ALL_SLICES, evaluate
     from locksmith.policy.policy import CheckpointError, CrossEmbodimentPolicy
+
+    _check_out_file("--json", args.json)
+    _check_out_folder("--save-failures", args.save_failures)
 
     if args.dataset is not None:
         from locksmith.data.loading import DatasetError
@@ -251,6 +341,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     from locksmith.policy.policy import CheckpointError, CrossEmbodimentPolicy
     from locksmith.train.compat import check_compatibility
 
+    _check_out_file("--json", args.json)
     try:
         args.prior = _prior_or_published(args.prior)
         prior = CrossEmbodimentPolicy.from_pretrained(args.prior)
@@ -267,6 +358,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 def _cmd_adapt(args: argparse.Namespace) -> int:
     from locksmith.data.loading import DatasetError
+    from locksmith.embodiment.spec import SpecError
     from locksmith.policy.adapters import RECIPES
     from locksmith.policy.policy import CheckpointError
     from locksmith.train.adapt import AdaptRefused, adapt
@@ -274,17 +366,22 @@ def _cmd_adapt(args: argparse.Namespace) -> int:
 
     if args.recipe not in RECIPES:
         raise BadInput(f"--recipe: unknown recipe {args.recipe!r}; known recipes: {', '.join(RECIPES)}")
+    _check_out_folder("--out", args.out)
+    if not args.overwrite and ((args.out / "policy").exists() or (args.out / "adapt.json").exists()):
+        raise BadInput(f"--out: {args.out} already holds a key (policy/, adapt.json); pass --overwrite to replace "
+                       "it, or choose another folder")
     try:
         args.prior = _prior_or_published(args.prior)
         record = adapt(args.prior, args.dataset, args.recipe, args.out, demos=args.demos,
                        train_config=TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                                                 seed=args.seed, checkpoint_every=max(args.steps, 1)),
-                       lora_rank=args.lora_rank, lora_alpha=args.lora_alpha, weight=args.weight, force=args.force)
+                       lora_rank=args.lora_rank, lora_alpha=args.lora_alpha, weight=args.weight, force=args.force,
+                       spec=args.spec)
     except AdaptRefused as err:
         print(str(err), file=sys.stderr)
         print("error: adapt refuses an incompatible dataset (fix it, or pass --force)", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except (CheckpointError, DatasetError, ValueError) as err:
+    except (CheckpointError, DatasetError, SpecError, ValueError) as err:
         raise BadInput(str(err)) from None
     print(f"{record['robot']}: {args.recipe} key with {record['trainable_parameters']:,} trainable parameters "
           f"on {record['demos']} demos in {record['wallclock_seconds']:.0f} s -> {Path(args.out) / 'policy'}")
@@ -312,6 +409,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         raise BadInput(f"--workers: must be >= 1, got {args.workers}")
     out = args.out or Path("runs") / "audit" / plan.name
+    _check_out_folder("--out", out)
     try:
         audit = run_audit(plan, out, plan_file=plan_file, workers=args.workers, ray_address=args.ray_address,
                           quick=args.quick, command=" ".join(["locksmith", *sys.argv[1:]]))
@@ -357,8 +455,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--quick", action="store_true",
                    help="skip the expert runs (the check that register_robot runs, about a second)")
     c.add_argument("--tasks", default=None, help="comma-separated tasks for the expert runs (default: all)")
-    c.add_argument("--episodes", type=int, default=4, help="expert episodes per task (default 4)")
-    c.add_argument("--seed", type=int, default=0, help="first episode seed of the expert runs (default 0)")
+    c.add_argument("--episodes", type=_count(), default=4, help="expert episodes per task (default 4)")
+    c.add_argument("--seed", type=_count(0, 2**31 - 1), default=0, help="first episode seed of the expert runs (default 0)")
     c.add_argument("--json", action="store_true", help="print the report as JSON (for scripts)")
     c.set_defaults(func=_cmd_robot_check)
 
@@ -374,15 +472,17 @@ def build_parser() -> argparse.ArgumentParser:
                                    "task into a LeRobot v3 dataset, with the robot's spec beside it.")
     p.add_argument("--robot", required=True, help="robot name, bundled or registered (see `locksmith robots`)")
     p.add_argument("--task", required=True, help="task: reach, lift, push or pick_place")
-    p.add_argument("--episodes", type=int, required=True, help="number of successful episodes to record")
+    p.add_argument("--episodes", type=_count(1, 100_000), required=True,
+                   help="number of successful episodes to record")
     p.add_argument("--out", required=True, type=Path, help="dataset folder to create")
-    p.add_argument("--seed", type=int, default=0, help="seed of the episode seeds (default 0)")
+    p.add_argument("--seed", type=_count(0, 2**31 - 1), default=0, help="seed of the episode seeds (default 0)")
     p.add_argument("--camera", action="store_true", help="also record RGB images from the spec's cameras")
-    p.add_argument("--image-size", type=int, default=None, help="square image size in pixels (default: the spec's)")
-    p.add_argument("--workers", type=int, default=None, help="simulation processes (default: up to 2 cores)")
+    p.add_argument("--image-size", type=_count(8, 2048), default=None,
+                   help="square image size in pixels, 8 to 2048 (default: the spec's)")
+    p.add_argument("--workers", type=_count(1, 256), default=None, help="simulation processes (default: up to 2 cores)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset at --out")
     p.add_argument("--append", action="store_true", help="add episodes to an existing dataset at --out")
-    p.add_argument("--noise", type=float, default=0.0,
+    p.add_argument("--noise", type=_number(0.0, 0.1), default=0.0,
                    help="DART-style execution noise in metres: the robot runs the expert's command with a "
                         "perturbed TCP goal, the clean command is recorded (default 0: none)")
     p.set_defaults(func=_cmd_demos)
@@ -393,31 +493,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--robots", default=",".join(defaults.POOL_ROBOTS), help="comma-separated robots of the pool")
     p.add_argument("--tasks", default=",".join(defaults.POOL_TASKS), help="comma-separated tasks to pretrain on")
     p.add_argument("--weights", default=None, help="mixture weights λ_r, one per robot (default: by size)")
-    p.add_argument("--temperature", type=float, default=1.0,
+    p.add_argument("--temperature", type=_number(1e-3, 1e3), default=1.0,
                    help="with no --weights, λ_r ∝ frames_r^(1/T) (1: by size, large: uniform)")
-    p.add_argument("--demos-per-robot", type=int, default=None,
+    p.add_argument("--demos-per-robot", type=_count(1, 100_000), default=None,
                    help=f"demonstrations per robot and task (default: {defaults.DEMOS_PER_ROBOT})")
     p.add_argument("--datasets", default=None,
                    help="comma-separated existing LeRobot datasets to use instead of recording")
-    p.add_argument("--demo-noise", type=float, default=None,
+    p.add_argument("--demo-noise", type=float, default=None,  # checked by PriorRecipe (demo_noise=...)
                    help="DART-style execution noise (m) of the demonstrations recorded: the robot runs the "
                         "expert's command with a perturbed TCP goal, the clean one is recorded (default: "
                         "PriorRecipe.demo_noise, 0: none)")
-    p.add_argument("--steps", type=int, default=defaults.PRETRAIN_STEPS,
+    p.add_argument("--steps", type=_count(1, 1_000_000), default=defaults.PRETRAIN_STEPS,
                    help=f"optimizer steps (default {defaults.PRETRAIN_STEPS}: ~22 min on one core)")
-    p.add_argument("--batch-size", type=int, default=defaults.PRETRAIN_BATCH_SIZE,
+    p.add_argument("--batch-size", type=_count(1, 8192), default=defaults.PRETRAIN_BATCH_SIZE,
                    help="samples per step (all processes)")
-    p.add_argument("--lr", type=float, default=defaults.PRETRAIN_LR, help="peak learning rate (AdamW)")
-    p.add_argument("--seed", type=int, default=0, help="seed of initialization and sampling")
-    p.add_argument("--checkpoint-every", type=int, default=defaults.PRETRAIN_CHECKPOINT_EVERY,
+    p.add_argument("--lr", type=_number(0.0, 1.0, low_open=True), default=defaults.PRETRAIN_LR,
+                   help="peak learning rate (AdamW)")
+    p.add_argument("--seed", type=_count(0, 2**31 - 1), default=0, help="seed of initialization and sampling")
+    p.add_argument("--checkpoint-every", type=_count(1, 1_000_000), default=defaults.PRETRAIN_CHECKPOINT_EVERY,
                    help="steps between checkpoints")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last")
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--threads", type=_count(1, 1024), default=None,
                    help="torch threads for training (default: torch's own, all cores); 1 when the machine "
                         "is shared: two threads beside another busy process run several times slower")
-    p.add_argument("--tune-episodes", type=int, default=defaults.TUNE_EPISODES,
+    p.add_argument("--tune-episodes", type=_count(0, 10_000), default=None,
                    help="validation episodes per robot and candidate re-planning horizon, chosen after "
-                        "training on the first task (0: keep half a chunk)")
+                        f"training on the first task (default: in proportion to --steps, {defaults.TUNE_EPISODES} "
+                        f"at {defaults.PRETRAIN_STEPS} steps, at least 4; 0: keep half a chunk)")
+    p.add_argument("--workers", type=_count(1, 256), default=None,
+                   help="processes for the horizon choice after training (default: up to 2 cores)")
     p.add_argument("--out", required=True, type=Path, help="output folder (data/, policy/, metrics.jsonl)")
     p.set_defaults(func=_cmd_pretrain)
 
@@ -429,16 +533,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--expert", action="store_true", help="evaluate the scripted expert instead of a policy")
     p.add_argument("--robot", default=None, help="robot to evaluate on, bundled or registered")
     p.add_argument("--task", default="pick_place", help="task (default pick_place)")
-    p.add_argument("--episodes", type=int, default=100, help="episodes per slice")
+    p.add_argument("--episodes", type=_count(1, 10_000), default=100, help="episodes per slice")
     p.add_argument("--slice", default="nominal", help="comma-separated slices, or 'all'")
-    p.add_argument("--seed", type=int, default=0, help="evaluation seed block (disjoint from demo seeds)")
-    p.add_argument("--workers", type=int, default=None, help="processes (default: up to 2 cores)")
-    p.add_argument("--envs", type=int, default=8, help="environments batched per process")
+    p.add_argument("--seed", type=_count(0, 2**31 - 1), default=0, help="evaluation seed block (disjoint from demo seeds)")
+    p.add_argument("--workers", type=_count(1, 256), default=None, help="processes (default: up to 2 cores)")
+    p.add_argument("--envs", type=_count(1, 1024), default=8, help="environments batched per process")
     p.add_argument("--no-shield", action="store_true", help="bypass the safety shield (not for deployment)")
     p.add_argument("--dataset", type=Path, default=None, help="offline: a LeRobot dataset of the robot")
-    p.add_argument("--holdout", type=float, default=0.2, help="offline: fraction of episodes held out")
+    p.add_argument("--holdout", type=_number(0.0, 1.0, low_open=True, high_open=True), default=0.2,
+                   help="offline: fraction of episodes held out")
     p.add_argument("--save-failures", type=Path, default=None, help="write GIFs of failed episodes to this folder")
-    p.add_argument("--max-videos", type=int, default=3, help="failed episodes saved per slice (default 3)")
+    p.add_argument("--max-videos", type=_count(0, 1000), default=3, help="failed episodes saved per slice (default 3)")
     p.add_argument("--json", type=Path, default=None, help="write the result as JSON here")
     p.set_defaults(func=_cmd_eval)
 
@@ -460,15 +565,18 @@ def build_parser() -> argparse.ArgumentParser:
                         "scratch uses its architecture)")
     p.add_argument("--dataset", required=True, type=Path, help="the new robot's LeRobot dataset")
     p.add_argument("--recipe", required=True, help="head, token, lora, full or scratch")
-    p.add_argument("--demos", type=int, default=None, help="use a seeded subset of N episodes (default: all)")
-    p.add_argument("--steps", type=int, default=1000, help="optimizer steps")
-    p.add_argument("--batch-size", type=int, default=128, help="samples per step")
-    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
-    p.add_argument("--seed", type=int, default=0, help="seed of the demo subset, initialization and sampling")
-    p.add_argument("--weight", type=float, default=0.0, help="λ of λ‖φ‖² (L2-SP toward the prior for full)")
-    p.add_argument("--lora-rank", type=int, default=8, help="LoRA rank (recipe lora)")
-    p.add_argument("--lora-alpha", type=float, default=16.0, help="LoRA alpha (recipe lora)")
+    p.add_argument("--demos", type=_count(1, 100_000), default=None,
+                   help="use a seeded subset of N episodes (default: all)")
+    p.add_argument("--steps", type=_count(1, 1_000_000), default=1000, help="optimizer steps")
+    p.add_argument("--batch-size", type=_count(1, 8192), default=128, help="samples per step")
+    p.add_argument("--lr", type=_number(0.0, 1.0, low_open=True), default=1e-3, help="peak learning rate")
+    p.add_argument("--seed", type=_count(0, 2**31 - 1), default=0, help="seed of the demo subset, initialization and sampling")
+    p.add_argument("--weight", type=_number(0.0, 1e6), default=0.0, help="λ of λ‖φ‖² (L2-SP toward the prior for full)")
+    p.add_argument("--lora-rank", type=_count(1, 256), default=8, help="LoRA rank (recipe lora)")
+    p.add_argument("--lora-alpha", type=_number(0.0, 1e4, low_open=True), default=16.0, help="LoRA alpha (recipe lora)")
     p.add_argument("--force", action="store_true", help="adapt even when the compatibility check finds errors")
+    p.add_argument("--spec", type=Path, default=None, help="spec file (default: the one beside the dataset)")
+    p.add_argument("--overwrite", action="store_true", help="replace a key already at --out")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.set_defaults(func=_cmd_adapt)
 
@@ -481,7 +589,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="plan file (.yaml/.toml) or a bundled plan name (default, quick); default: default")
     p.add_argument("--quick", action="store_true", help="the bundled smoke plan (minutes; the pipeline, not the claim)")
     p.add_argument("--out", type=Path, default=None, help="audit folder (default runs/audit/<plan name>)")
-    p.add_argument("--workers", type=int, default=None, help="local processes, one run each (default: cores)")
+    p.add_argument("--workers", type=_count(1, 256), default=None, help="local processes, one run each (default: cores)")
     p.add_argument("--ray-address", default=None,
                    help="send runs to this Ray cluster ('local' starts one here) instead of local processes")
     p.set_defaults(func=_cmd_audit)
@@ -490,7 +598,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as err:  # a bad flag value: argparse has printed its one-line message
+        if err.code == EXIT_BAD_INPUT:
+            return EXIT_BAD_INPUT
+        raise  # --help, --version
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -498,9 +611,32 @@ def main(argv: list[str] | None = None) -> int:
     except BadInput as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except OSError as err:  # a file the user named cannot be read or written: say which, no traceback
+        where = err.filename if err.filename is not None else ""
+        print(f"error: {where}: cannot be read or written ({err.strerror or err})" if where else f"error: {err}",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print(f"interrupted: {_resume_hint(args)}", file=sys.stderr)
         return 130
+
+
+def _resume_hint(args: argparse.Namespace) -> str:
+    """What an interrupted command kept on disk and how to go on (one line)."""
+    out = getattr(args, "out", None)
+    if args.command == "demos":
+        return (f"nothing was written to {out} (episodes are recorded into a temporary folder and moved there "
+                "when complete); run the same command again")
+    if args.command == "adapt":
+        return (f"no key was written to {out}/policy (it is written when training ends); run the same command "
+                "again, with --overwrite if the folder already held a key")
+    if args.command == "pretrain":
+        return (f"the demos recorded under {out}/data and the checkpoints under {out}/checkpoints are kept; "
+                "run the same command with --resume to continue")
+    if args.command == "audit":
+        return (f"the finished runs under {out or 'the audit folder'}/runs are kept; run the same command again "
+                "to resume (finished runs are never redone)")
+    return "nothing was kept"
 
 
 if __name__ == "__main__":

@@ -27,11 +27,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -45,6 +43,7 @@ from locksmith.data.record import DEFAULT_DEMO_NOISE
 from locksmith.embodiment.registry import known_robots, load_robot_spec
 from locksmith.embodiment.spec import format_validation_error
 from locksmith.policy.adapters import RECIPES
+from locksmith.safe_yaml import InputFileError, find_bool, load_toml_file, load_yaml_file
 from locksmith.sim.slices import SLICES
 from locksmith.sim.tasks import TASKS
 from locksmith.train import defaults
@@ -54,6 +53,9 @@ PEER_ARMS = ("act",)
 MAX_EPISODES = 10_000  # evaluation episodes per slice
 MAX_STEPS = 1_000_000  # training steps per run
 MAX_BUDGET = 5_000  # demonstrations per run
+MAX_BATCH = 8192  # samples per step
+MAX_TRUNK = {"d_model": 2048, "n_layers": 48, "n_heads": 64, "d_feedforward": 8192, "n_readouts": 64}
+MAX_LIST = 64  # targets, budgets, seeds, recipes, slices, pool robots and tasks
 ROLE_ROBOTS = {"tabletop_arm": "so101", "mobile_manipulator": "mobile_panda", "bimanual_platform": "aloha"}
 
 
@@ -62,7 +64,7 @@ class PlanError(ValueError):
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def _known(kind: str, name: str, known) -> str:
@@ -77,16 +79,16 @@ class PriorSection(_Model):
     (`locksmith.train.defaults`), so ``prior: {}`` rebuilds the published prior's recipe."""
 
     checkpoint: Path | None = None
-    robots: tuple[str, ...] = defaults.POOL_ROBOTS
-    tasks: tuple[str, ...] = defaults.POOL_TASKS
+    robots: tuple[str, ...] = Field(defaults.POOL_ROBOTS, max_length=MAX_LIST)
+    tasks: tuple[str, ...] = Field(defaults.POOL_TASKS, max_length=MAX_LIST)
     demos_per_robot: int = Field(defaults.DEMOS_PER_ROBOT, ge=1, le=MAX_BUDGET)
     steps: int = Field(defaults.PRETRAIN_STEPS, ge=1, le=MAX_STEPS)
-    batch_size: int = Field(defaults.PRETRAIN_BATCH_SIZE, ge=1, le=8192)
+    batch_size: int = Field(defaults.PRETRAIN_BATCH_SIZE, ge=1, le=MAX_BATCH)
     lr: float = Field(defaults.PRETRAIN_LR, gt=0, le=1, allow_inf_nan=False)
     weights: dict[str, float] | None = None
-    temperature: float = Field(1.0, gt=0, allow_inf_nan=False)
-    demo_noise: float = Field(DEFAULT_DEMO_NOISE, ge=0, allow_inf_nan=False)  # m, DART noise of the pool's demos
-    seed: int = Field(0, ge=0)
+    temperature: float = Field(1.0, ge=1e-3, le=1e3, allow_inf_nan=False)
+    demo_noise: float = Field(DEFAULT_DEMO_NOISE, ge=0, le=0.1, allow_inf_nan=False)  # m, DART noise of the pool's demos
+    seed: int = Field(0, ge=0, le=2**31 - 1)
     tune_episodes: int = Field(defaults.TUNE_EPISODES, ge=0, le=MAX_EPISODES)  # horizon choice (0: none)
     trunk: dict[str, int] = {}  # trunk sizes that differ from the policy's defaults (d_model, n_layers, ...)
 
@@ -94,8 +96,22 @@ class PriorSection(_Model):
     @classmethod
     def _trunk(cls, v: dict[str, int]) -> dict[str, int]:
         known = ("d_model", "n_layers", "n_heads", "d_feedforward", "n_readouts")
-        for key in v:
+        for key, size in v.items():
             _known("trunk size", key, known)
+            if not 1 <= size <= MAX_TRUNK[key]:
+                raise ValueError(f"trunk.{key}={size} must be between 1 and {MAX_TRUNK[key]}")
+        return v
+
+    @field_validator("weights")
+    @classmethod
+    def _weights(cls, v: dict[str, float] | None) -> dict[str, float] | None:
+        if v is None:
+            return v
+        for robot, w in v.items():
+            if not 0 <= w <= 1e6:
+                raise ValueError(f"weight of {robot!r} is {w}; mixture weights must be between 0 and 1e6")
+        if not sum(v.values()) > 0:
+            raise ValueError("the mixture weights are all zero")
         return v
 
     @field_validator("robots")
@@ -103,6 +119,8 @@ class PriorSection(_Model):
     def _robots(cls, v: tuple[str, ...]) -> tuple[str, ...]:
         if not v:
             raise ValueError("the pool needs at least one robot")
+        if len(set(v)) != len(v):
+            raise ValueError(f"a robot is named twice in the pool {list(v)}")
         return tuple(_known("robot", r, known_robots()) for r in v)
 
     @field_validator("tasks")
@@ -110,7 +128,15 @@ class PriorSection(_Model):
     def _tasks(cls, v: tuple[str, ...]) -> tuple[str, ...]:
         if not v:
             raise ValueError("the prior needs at least one task")
+        if len(set(v)) != len(v):
+            raise ValueError(f"a task is named twice in {list(v)}")
         return tuple(_known("task", t, TASKS) for t in v)
+
+    @model_validator(mode="after")
+    def _weights_name_pool(self) -> PriorSection:
+        if self.weights is not None and set(self.weights) != set(self.robots):
+            raise ValueError(f"weights name {sorted(self.weights)}, but the pool is {list(self.robots)}")
+        return self
 
     def cache_key(self) -> str:
         """What decides the pretrained weights (the checkpoint path aside)."""
@@ -184,7 +210,7 @@ class Evaluation(_Model):
     """
 
     episodes: int = Field(50, ge=1, le=MAX_EPISODES)
-    slices: tuple[str, ...] = ("nominal",)
+    slices: tuple[str, ...] = Field(("nominal",), max_length=MAX_LIST)
     holdout_fraction: float = Field(0.2, gt=0, lt=1)  # offline metric: episodes held out
     seed_block: int = Field(0, ge=0, le=9_999)
 
@@ -229,15 +255,15 @@ class TrainingRule(_Model):
     steps_per_demo: float = Field(40.0, gt=0, le=1e5, allow_inf_nan=False)
     min_steps: int = Field(300, ge=1, le=MAX_STEPS)
     max_steps: int = Field(2000, ge=1, le=MAX_STEPS)
-    batch_size: int = Field(128, ge=1, le=8192)
-    lr: tuple[float, ...] = (1e-3,)
+    batch_size: int = Field(128, ge=1, le=MAX_BATCH)
+    lr: tuple[Annotated[float, Field(allow_inf_nan=True)], ...] = (1e-3,)  # non-finite: refused by _lr, by value
     warmup_fraction: float = Field(0.1, ge=0, lt=1)
     max_warmup_steps: int = Field(100, ge=0, le=MAX_STEPS)
     schedule: Literal["cosine", "constant"] = "cosine"
     grad_clip: float = Field(1.0, ge=0, le=1e6, allow_inf_nan=False)
     weight_decay: float = Field(1e-4, ge=0, le=10, allow_inf_nan=False)
     recipes: dict[str, RecipeTraining] = {}
-    tune_budget: int | None = Field(None, ge=1)
+    tune_budget: int | None = Field(None, ge=1, le=MAX_BUDGET)
     tune_episodes: int = Field(50, ge=1, le=MAX_EPISODES)
     checkpoint_fractions: tuple[float, ...] = (0.5,)
 
@@ -300,14 +326,14 @@ class TrainingRule(_Model):
 class TransferPlan(_Model):
     name: str = "plan"
     prior: PriorSection | None = None  # None: the published prior that ships with locksmith
-    targets: tuple[TargetSection, ...]
-    recipes: tuple[str, ...] = ("lora",)
+    targets: tuple[TargetSection, ...] = Field(max_length=MAX_LIST)
+    recipes: tuple[str, ...] = Field(("lora",), max_length=MAX_LIST)
     peer_baseline: Literal["act", "none"] = "act"
     # until_scratch_crosses: the peer runs only at budgets where it can still be the stronger
     # baseline (up to the first budget at which scratch reaches the threshold); all: everywhere
     peer_runs: Literal["until_scratch_crosses", "all"] = "until_scratch_crosses"
-    budgets: tuple[int, ...]
-    seeds: tuple[int, ...] = (0, 1, 2)
+    budgets: tuple[int, ...] = Field(max_length=MAX_LIST)
+    seeds: tuple[int, ...] = Field((0, 1, 2), max_length=MAX_LIST)
     evaluation: Evaluation = Evaluation()
     threshold: Threshold = Threshold(expert_fraction=0.8)
     training: TrainingRule = TrainingRule()
@@ -402,6 +428,10 @@ class TransferPlan(_Model):
 def parse_plan(data: object, source: str = "<memory>") -> TransferPlan:
     if not isinstance(data, dict):
         raise PlanError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
+    where = find_bool(data)
+    if where is not None:
+        raise PlanError(f"{source}: invalid transfer plan (1 problem(s))\n  field "
+                        f"{'.'.join(map(str, where))!r}: expected a number or text, got a yes/no value")
     try:
         return TransferPlan.model_validate(data)
     except ValidationError as err:
@@ -413,11 +443,10 @@ def load_plan(path: str | Path) -> TransferPlan:
     path = Path(path)
     if not path.is_file():
         raise PlanError(f"{path}: plan file not found")
-    text = path.read_text()
-    try:
-        data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
-    except (yaml.YAMLError, tomllib.TOMLDecodeError) as err:
-        raise PlanError(f"{path}: cannot be parsed: {err}") from None
+    try:  # bounded: size, nesting, aliases, duplicate keys
+        data = load_toml_file(path) if path.suffix == ".toml" else load_yaml_file(path)
+    except InputFileError as err:
+        raise PlanError(str(err)) from None
     return parse_plan(data, str(path))
 
 

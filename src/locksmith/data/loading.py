@@ -132,6 +132,58 @@ def _fingerprint(root: Path) -> str:
     return digest.hexdigest()[:16]
 
 
+FLOAT_DTYPES = ("float32", "float64")  # states and actions: an integer dtype would round them
+
+
+def read_info(info_path: Path) -> dict:
+    """``meta/info.json``, checked for the fields and types locksmith reads; errors name the file
+    and field (a truncated file, a shape that is not a list of sizes, a dtype that is not numeric)."""
+    try:
+        text = info_path.read_bytes()[:16 << 20].decode("utf-8")
+        info = json.loads(text)
+    except (UnicodeDecodeError, ValueError) as err:
+        raise DatasetError(f"{info_path}: not valid JSON (truncated or damaged?): {err}") from None
+    if not isinstance(info, dict):
+        raise DatasetError(f"{info_path}: expected a JSON object, got {type(info).__name__}")
+    total = info.get("total_episodes", 0)
+    if isinstance(total, bool) or not isinstance(total, int) or total < 0:
+        raise DatasetError(f"{info_path}: field 'total_episodes' must be a count, got {total!r}")
+    fps = info.get("fps", 0)
+    if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not np.isfinite(fps) or fps <= 0:
+        raise DatasetError(f"{info_path}: field 'fps' must be a positive number, got {fps!r}")
+    features = info.get("features", {})
+    if not isinstance(features, dict):
+        raise DatasetError(f"{info_path}: field 'features' must be an object, got {type(features).__name__}")
+    for key in FEATURES:
+        if key not in features:
+            continue
+        feature = features[key]
+        shape = feature.get("shape") if isinstance(feature, dict) else None
+        if not (isinstance(shape, list) and shape and all(isinstance(d, int) and not isinstance(d, bool)
+                                                          and 0 < d <= 4096 for d in shape)):
+            raise DatasetError(f"{info_path}: field 'features.{key}.shape' must be a list of sizes, got {shape!r}")
+        dtype = feature.get("dtype")
+        if dtype not in FLOAT_DTYPES:
+            raise DatasetError(f"{info_path}: field 'features.{key}.dtype' is {dtype!r}; states and actions must be "
+                               f"{' or '.join(FLOAT_DTYPES)}")
+    return info
+
+
+def _check_data_files(root: Path, info: dict) -> None:
+    """Every data file the episode index names is on disk (a deleted parquet file is named)."""
+    from lerobot.datasets.lerobot_dataset import LeRobotDatasetMetadata
+
+    try:
+        meta = LeRobotDatasetMetadata(info.get("repo_id", f"local/{root.name}"), root=root)
+        paths = sorted({str(meta.get_data_file_path(e)) for e in range(meta.total_episodes)})
+    except Exception:  # noqa: BLE001 - damaged metadata: lerobot's own error follows, with its file
+        return
+    missing = [p for p in paths if not (root / p).is_file()]
+    if missing:
+        raise DatasetError(f"{root / missing[0]}: data file missing ({len(missing)} of {len(paths)} missing; "
+                           "meta/episodes lists it): copy the dataset again")
+
+
 def load_demonstrations(root: str | Path, spec: EmbodimentSpec | str | Path | None = None) -> Demonstrations:
     """Load a local LeRobot v3 dataset into memory (see the module docstring).
 
@@ -158,10 +210,10 @@ def load_demonstrations(root: str | Path, spec: EmbodimentSpec | str | Path | No
         spec = load_spec(root / SPEC_FILE)
     elif not isinstance(spec, EmbodimentSpec):
         spec = load_spec(spec)
-    info = json.loads(info_path.read_text())
-    if int(info.get("total_episodes", 0)) == 0:
-        raise DatasetError(f"{info_path}: total_episodes={info.get('total_episodes', 0)}: the dataset has no episodes")
-    features = info.get("features", {})
+    info = read_info(info_path)
+    if info["total_episodes"] == 0:
+        raise DatasetError(f"{info_path}: total_episodes={info['total_episodes']}: the dataset has no episodes")
+    features = info["features"]
     for key, expected in (("observation.state", spec.state_dim), ("action", spec.action_dim)):
         if key not in features:
             raise DatasetError(f"{info_path}: feature {key!r} is missing")
@@ -181,6 +233,7 @@ def load_demonstrations(root: str | Path, spec: EmbodimentSpec | str | Path | No
             pq.read_metadata(path)
         except (OSError, pa.ArrowException) as err:
             raise DatasetError(f"{path}: not a readable parquet file ({err})") from None
+    _check_data_files(root, info)  # else lerobot goes to the hub for a missing file, even offline
     try:
         dataset = LeRobotDataset(info.get("repo_id", f"local/{root.name}"), root=root, video_backend="pyav")
     except Exception as err:  # lerobot raises many kinds for a damaged dataset

@@ -270,13 +270,18 @@ def record_demos(
             raise RecordError(f"{out}: holds demos recorded with execution noise "
                               f"{execution_noise(previous)} m, not {noise} m; record into "
                               "another folder or pass --overwrite")
-        shutil.copytree(out, tmp)
-        dataset = LeRobotDataset.resume(repo_id, root=tmp)
-    else:
-        dataset = LeRobotDataset.create(
-            repo_id, fps=int(round(spec.control_rate_hz)), features=dataset_features(spec, camera, image_size),
-            root=tmp, robot_type=spec.robot_type, use_videos=False, image_writer_threads=2 if camera else 0,
-        )
+    try:  # an interrupt (Ctrl-C) while the temporary dataset is made leaves nothing behind
+        if appending:
+            shutil.copytree(out, tmp)
+            dataset = LeRobotDataset.resume(repo_id, root=tmp)
+        else:
+            dataset = LeRobotDataset.create(
+                repo_id, fps=int(round(spec.control_rate_hz)), features=dataset_features(spec, camera, image_size),
+                root=tmp, robot_type=spec.robot_type, use_videos=False, image_writer_threads=2 if camera else 0,
+            )
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     seeds: list[int] = list(previous.get("episode_seeds", []))
     used = set(seeds)
     max_failures = max_failures if max_failures is not None else max(10, episodes)
@@ -316,6 +321,10 @@ def record_demos(
         (tmp / SPEC_FILE).write_text(spec.to_yaml())
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2))
     except BaseException:
+        try:  # close lerobot's writer now: its __del__ would otherwise write into tmp after it is removed
+            dataset.finalize()
+        except Exception:  # noqa: BLE001 - the dataset is being discarded
+            pass
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     swap_into_place(tmp, out)

@@ -19,7 +19,20 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from locksmith.safe_yaml import InputFileError, bounded_repr, find_bool, load_yaml_file
+
 SPEC_VERSION = 1
+
+# Bounds on every number of a spec: sane for any real robot, far from overflow. Non-finite
+# values (nan, inf) are refused everywhere, and so are true/false where a number is expected.
+MAX_JOINT_RANGE = 100.0  # |lower|, |upper| in rad or m
+MAX_VELOCITY = 1e3  # rad/s or m/s
+MAX_TORQUE = 1e5  # N·m or N
+MIN_RATE_HZ, MAX_RATE_HZ = 1.0, 1000.0
+MAX_SCALE = 1e6  # |scale| of a layout component, and at least 1 / MAX_SCALE
+MAX_NATIVE = 1e6  # |gripper open/closed value|
+MAX_WORKSPACE = 100.0  # |coordinate| in m of the workspace box, camera position and target
+MAX_COMPONENTS = 64  # joints, arms, layout components, cameras, stop conditions
 
 ActionKind = Literal["joint_position", "joint_velocity", "ee_delta", "base_velocity", "gripper"]
 StateKind = Literal["joint_position", "joint_velocity", "gripper", "base_pose", "ee_position"]
@@ -44,17 +57,17 @@ class SpecError(ValueError):
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class JointSpec(_Model):
     """One actuated joint. Limits in SI units (rad or m; rad/s or m/s; N·m or N)."""
 
     name: str
-    lower: float
-    upper: float
-    velocity_limit: float = Field(gt=0)
-    torque_limit: float = Field(gt=0)
+    lower: float = Field(ge=-MAX_JOINT_RANGE, le=MAX_JOINT_RANGE)
+    upper: float = Field(ge=-MAX_JOINT_RANGE, le=MAX_JOINT_RANGE)
+    velocity_limit: float = Field(gt=0, le=MAX_VELOCITY)
+    torque_limit: float = Field(gt=0, le=MAX_TORQUE)
 
     @model_validator(mode="after")
     def _ordered(self) -> JointSpec:
@@ -75,10 +88,10 @@ class GripperSpec(_Model):
     """
 
     type: Literal["parallel_jaw", "single_jaw", "linkage"]
-    max_opening_m: float = Field(gt=0)
-    finger_length_m: float = Field(gt=0)
-    open_value: float
-    closed_value: float
+    max_opening_m: float = Field(gt=0, le=1)
+    finger_length_m: float = Field(gt=0, le=1)
+    open_value: float = Field(ge=-MAX_NATIVE, le=MAX_NATIVE)
+    closed_value: float = Field(ge=-MAX_NATIVE, le=MAX_NATIVE)
     units: str = "native"
     closure_threshold: float = Field(ge=0.0, le=1.0)
 
@@ -105,15 +118,15 @@ class ArmSpec(_Model):
     """One arm: its joints (names from `EmbodimentSpec.joints`, in order) and its gripper."""
 
     name: str
-    joints: list[str] = Field(min_length=1)
+    joints: list[str] = Field(min_length=1, max_length=MAX_COMPONENTS)
     gripper: GripperSpec
 
 
 class BaseSpec(_Model):
     """A holonomic mobile base commanded by velocity (vx, vy in m/s, wz in rad/s)."""
 
-    max_linear_speed: float = Field(gt=0)
-    max_angular_speed: float = Field(gt=0)
+    max_linear_speed: float = Field(gt=0, le=MAX_VELOCITY)
+    max_angular_speed: float = Field(gt=0, le=MAX_VELOCITY)
 
 
 class LayoutComponent(_Model):
@@ -126,10 +139,17 @@ class LayoutComponent(_Model):
 
     name: str
     kind: str
-    size: int = Field(ge=1)
+    size: int = Field(ge=1, le=MAX_COMPONENTS)
     arm: str | None = None
     units: str
-    scale: float | None = None
+    scale: float | None = Field(None, ge=-MAX_SCALE, le=MAX_SCALE)
+
+    @field_validator("scale")
+    @classmethod
+    def _nonzero_scale(cls, value: float | None) -> float | None:
+        if value is not None and abs(value) < 1 / MAX_SCALE:
+            raise ValueError(f"scale={value} must be at least {1 / MAX_SCALE:g} in size (native = scale * SI)")
+        return value
 
     @field_validator("units")
     @classmethod
@@ -160,7 +180,14 @@ class CameraSpec(_Model):
     fovy_deg: float = Field(gt=0, lt=180)
     position: tuple[float, float, float]
     look_at: tuple[float, float, float]
-    timing_offset_s: float = 0.0
+    timing_offset_s: float = Field(0.0, ge=-1, le=1)
+
+    @field_validator("position", "look_at")
+    @classmethod
+    def _in_reach(cls, value: tuple[float, float, float]) -> tuple[float, float, float]:
+        if max(abs(v) for v in value) > MAX_WORKSPACE:
+            raise ValueError(f"coordinates must be within ±{MAX_WORKSPACE:g} m, got {list(value)}")
+        return value
 
 
 class SafetySpec(_Model):
@@ -168,11 +195,14 @@ class SafetySpec(_Model):
 
     workspace_min: tuple[float, float, float]
     workspace_max: tuple[float, float, float]
-    max_ee_speed_m_s: float = Field(gt=0)
-    max_joint_step_rad: float = Field(gt=0)
+    max_ee_speed_m_s: float = Field(gt=0, le=10)
+    max_joint_step_rad: float = Field(gt=0, le=3.2)  # per control step; π is already a half turn
 
     @model_validator(mode="after")
     def _ordered(self) -> SafetySpec:
+        for name, box in (("workspace_min", self.workspace_min), ("workspace_max", self.workspace_max)):
+            if max(abs(v) for v in box) > MAX_WORKSPACE:
+                raise ValueError(f"{name}: coordinates must be within ±{MAX_WORKSPACE:g} m, got {list(box)}")
         for axis, lo, hi in zip("xyz", self.workspace_min, self.workspace_max, strict=True):
             if not lo < hi:
                 raise ValueError(f"workspace {axis}: min={lo} must be below max={hi}")
@@ -183,7 +213,7 @@ class StopCondition(_Model):
     """A condition under which the safety shield stops the robot."""
 
     kind: Literal["ee_outside_workspace", "joint_limit_margin", "nonfinite_action", "table_collision"]
-    threshold: float = 0.0
+    threshold: float = Field(0.0, ge=-MAX_NATIVE, le=MAX_NATIVE)
 
 
 class EmbodimentSpec(_Model):
@@ -194,16 +224,16 @@ class EmbodimentSpec(_Model):
     robot_type: str
     role: Role
     description: str = ""
-    control_rate_hz: float = Field(gt=0, le=1000)
-    joints: list[JointSpec] = Field(min_length=1)
-    arms: list[ArmSpec] = Field(min_length=1)
+    control_rate_hz: float = Field(ge=MIN_RATE_HZ, le=MAX_RATE_HZ)
+    joints: list[JointSpec] = Field(min_length=1, max_length=MAX_COMPONENTS)
+    arms: list[ArmSpec] = Field(min_length=1, max_length=MAX_COMPONENTS)
     base: BaseSpec | None = None
-    state: list[StateComponent] = Field(min_length=1)
-    action: list[ActionComponent] = Field(min_length=1)
-    cameras: list[CameraSpec] = Field(default_factory=list)
+    state: list[StateComponent] = Field(min_length=1, max_length=MAX_COMPONENTS)
+    action: list[ActionComponent] = Field(min_length=1, max_length=MAX_COMPONENTS)
+    cameras: list[CameraSpec] = Field(default_factory=list, max_length=MAX_COMPONENTS)
     safety: SafetySpec
-    stop_conditions: list[StopCondition] = Field(default_factory=list)
-    watchdog_timeout_s: float = Field(gt=0)
+    stop_conditions: list[StopCondition] = Field(default_factory=list, max_length=MAX_COMPONENTS)
+    watchdog_timeout_s: float = Field(gt=0, le=60)
 
     @model_validator(mode="after")
     def _consistent(self) -> EmbodimentSpec:
@@ -218,6 +248,9 @@ class EmbodimentSpec(_Model):
         arm_names = [a.name for a in self.arms]
         if len(set(arm_names)) != len(arm_names):
             raise ValueError(f"arms: duplicate arm names in {arm_names}")
+        camera_names = [c.name for c in self.cameras]
+        if len(set(camera_names)) != len(camera_names):
+            raise ValueError(f"cameras: duplicate camera names in {camera_names}")
         for arm in self.arms:
             for joint in arm.joints:
                 if joint not in joint_names:
@@ -335,10 +368,10 @@ def format_validation_error(path: str, err: ValidationError, what: str = "embodi
             lines.append(f"  field {field!r}: required field is missing")
             continue
         value = item.get("input")
-        shown = repr(value) if not isinstance(value, dict) else "{...}"
-        if len(shown) > 80:
-            shown = shown[:77] + "..."
+        shown = bounded_repr(value) if not isinstance(value, dict) else "{...}"  # never expands a huge value
         msg = item["msg"].removeprefix("Value error, ")
+        if len(msg) > 300:
+            msg = msg[:297] + "..."
         lines.append(f"  field {field!r}: {msg} (got {shown})")
     return "\n".join(lines)
 
@@ -347,6 +380,10 @@ def parse_spec(data: object, source: str = "<memory>") -> EmbodimentSpec:
     """Validate a mapping as an `EmbodimentSpec`; errors name ``source``, field and value."""
     if not isinstance(data, dict):
         raise SpecError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
+    where = find_bool(data)
+    if where is not None:
+        raise SpecError(f"{source}: invalid embodiment spec (1 problem(s))\n  field "
+                        f"{'.'.join(map(str, where))!r}: expected a number or text, got a yes/no value")
     try:
         return EmbodimentSpec.model_validate(data)
     except ValidationError as err:
@@ -359,7 +396,7 @@ def load_spec(path: str | Path) -> EmbodimentSpec:
     if not path.is_file():
         raise SpecError(f"{path}: spec file not found")
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise SpecError(f"{path}: not valid YAML: {err}") from None
+        data = load_yaml_file(path)  # bounded: size, nesting, aliases, duplicate keys
+    except InputFileError as err:
+        raise SpecError(str(err)) from None
     return parse_spec(data, str(path))

@@ -149,6 +149,14 @@ class PolicyConfig:
     @classmethod
     def from_json(cls, text: str) -> PolicyConfig:
         data = json.loads(text)
+        if not isinstance(data, dict):
+            raise TypeError(f"expected a JSON object, got {type(data).__name__}")
+        if "embodiments" not in data:
+            kind = f" (a {data['type']!r} policy config, e.g. from lerobot-train)" if isinstance(data.get("type"), str) else ""
+            raise KeyError(f"not a locksmith policy config{kind}: no 'embodiments' field; `locksmith eval` takes "
+                           "a policy from `locksmith pretrain` or `locksmith adapt` (their policy/ folder)")
+        if not isinstance(data["embodiments"], list) or not all(isinstance(e, dict) for e in data["embodiments"]):
+            raise TypeError("field 'embodiments' must be a list of objects")
         data.setdefault("relative_actions", False)  # configs written before relative actions
         data.setdefault("grounding_weight", 0.0)  # ... and before the grounding head
         data.setdefault("language_prefix", False)  # ... and before the language prefix

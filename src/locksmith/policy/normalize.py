@@ -72,7 +72,8 @@ class EmbodimentNormalizer(nn.Module):
         missing = [k for k in ("observation.state", "observation.environment_state", action_key) if k not in stats]
         if missing:
             hint = " (relative actions: add them with policy.normalize.relative_action_stats)" if relative_actions else ""
-            raise ValueError(f"normalization stats lack {missing}{hint}")
+            raise ValueError(f"normalization stats lack {missing}{hint}: the dataset has no such feature; "
+                             "`locksmith check --dataset ...` says what the policy needs")
         return cls(
             FeatureNormalizer.mean_std(stats["observation.state"]),
             FeatureNormalizer.mean_std(stats["observation.environment_state"]),

@@ -31,7 +31,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from locksmith.atomic import swap_into_place
-from locksmith.embodiment.spec import EmbodimentSpec, load_spec
+from locksmith.embodiment.spec import EmbodimentSpec, SpecError, load_spec
 from locksmith.policy.config import PolicyConfig
 from locksmith.policy.heads import ActionHead
 from locksmith.policy.language import InstructionEncoder
@@ -240,17 +240,31 @@ class CrossEmbodimentPolicy(nn.Module):
             raise CheckpointError(f"{directory}: checkpoint folder not found")
         for name in (CONFIG_FILE, WEIGHTS_FILE):
             if not (directory / name).is_file():
-                raise CheckpointError(f"{directory}: not a locksmith checkpoint (no {name})")
+                hint = (f"; {directory} looks like a `locksmith pretrain`/`adapt` output folder: "
+                        f"give {directory / 'policy'}" if (directory / "policy" / CONFIG_FILE).is_file() else "")
+                raise CheckpointError(f"{directory}: not a locksmith checkpoint (no {name}){hint}")
         try:
             config = PolicyConfig.from_json((directory / CONFIG_FILE).read_text())
-        except (ValueError, TypeError, KeyError) as err:
-            raise CheckpointError(f"{directory / CONFIG_FILE}: {err}") from None
-        specs = {p.stem: load_spec(p) for p in sorted((directory / SPECS_DIR).glob("*.yaml"))}
+        except KeyError as err:
+            raise CheckpointError(f"{directory / CONFIG_FILE}: {err.args[0] if err.args else err}") from None
+        except (ValueError, TypeError, AttributeError) as err:
+            raise CheckpointError(f"{directory / CONFIG_FILE}: {' '.join(str(err).split())[:300]}") from None
+        try:
+            specs = {p.stem: load_spec(p) for p in sorted((directory / SPECS_DIR).glob("*.yaml"))}
+        except SpecError as err:
+            raise CheckpointError(str(err)) from None
         stats = {}
         if (directory / STATS_FILE).is_file():
-            raw = json.loads((directory / STATS_FILE).read_text())
-            stats = {r: {f: {k: np.asarray(v) for k, v in s.items()} for f, s in st.items()} for r, st in raw.items()}
-        policy = cls(config, specs=specs)
+            try:
+                raw = json.loads((directory / STATS_FILE).read_text())
+                stats = {r: {f: {k: np.asarray(v, dtype=np.float64) for k, v in s.items()} for f, s in st.items()}
+                         for r, st in raw.items()}
+            except (ValueError, TypeError, AttributeError) as err:
+                raise CheckpointError(f"{directory / STATS_FILE}: cannot be read ({err})") from None
+        try:
+            policy = cls(config, specs=specs)
+        except (ValueError, TypeError, KeyError) as err:
+            raise CheckpointError(f"{directory / CONFIG_FILE}: {' '.join(str(err).split())[:300]}") from None
         policy.stats = stats
         try:
             weights = load_file(directory / WEIGHTS_FILE, device=map_location)
@@ -264,6 +278,9 @@ class CrossEmbodimentPolicy(nn.Module):
         if missing or unexpected:
             raise CheckpointError(f"{directory / WEIGHTS_FILE}: weights do not match the config "
                                   f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+        for name, tensor in weights.items():  # an all-NaN prior would adapt to a NaN key
+            if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+                raise CheckpointError(f"{directory / WEIGHTS_FILE}: tensor {name!r} holds NaN or Inf values")
         if (directory / LANGUAGE_FILE).is_file():
             from safetensors import safe_open
 

@@ -91,6 +91,7 @@ def check_compatibility(prior: CrossEmbodimentPolicy, prior_dir: str | Path, dat
     spec = demos.spec
     add(CheckItem("dataset", "ok", f"{demos.num_episodes} episodes, {demos.num_frames} frames"))
     _check_layout(prior, demos, add)
+    _check_features(demos, add)
     add(CheckItem("control_rate", "ok", f"{spec.control_rate_hz:g} Hz = dataset fps {demos.fps:g}"))
     _check_units(demos, add)
     _check_absolute_vs_delta(demos, add)
@@ -98,6 +99,28 @@ def check_compatibility(prior: CrossEmbodimentPolicy, prior_dir: str | Path, dat
     _check_prior_stats(prior, demos, add)
     _check_constant(demos, add)
     return CompatibilityReport(str(prior_dir), str(dataset), spec.name, items, demos)
+
+
+def _check_features(demos: Demonstrations, add) -> None:
+    """The policy reads the scene (objects, pads, each arm's TCP) from observation.environment_state."""
+    from locksmith.policy.config import ARM_FIELDS, OBJECT_FIELDS, PAD_FIELDS
+    from locksmith.sim.scene import N_OBJECTS, N_PADS
+
+    expected = N_OBJECTS * OBJECT_FIELDS + N_PADS * PAD_FIELDS + len(demos.spec.arms) * ARM_FIELDS
+    values = demos.arrays.get("observation.environment_state")
+    if values is None:
+        add(CheckItem("environment_state", "error",
+                      f"{demos.root / 'meta' / 'info.json'}: no feature 'observation.environment_state'; the policy "
+                      f"reads the scene from it ({expected} values per frame: {N_OBJECTS} objects x {OBJECT_FIELDS}, "
+                      f"{N_PADS} pads x {PAD_FIELDS}, each arm's TCP x {ARM_FIELDS}, in the layout of docs/sim.md). "
+                      "Add it to the dataset (e.g. object poses from your perception), then check again"))
+        return
+    if values.shape[1] != expected:
+        add(CheckItem("environment_state", "error",
+                      f"{demos.root / 'meta' / 'info.json'}: 'observation.environment_state' has {values.shape[1]} "
+                      f"values per frame; the policy reads {expected} (the layout of docs/sim.md)"))
+        return
+    add(CheckItem("environment_state", "ok", f"{expected} values per frame"))
 
 
 def _check_layout(prior: CrossEmbodimentPolicy, demos: Demonstrations, add) -> None:

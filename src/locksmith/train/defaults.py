@@ -19,3 +19,10 @@ PRETRAIN_CHECKPOINT_EVERY = 500
 # 50, the Z1's choice between re-planning every 1, 2 or 3 steps was within noise; 100 halves the
 # variance.
 TUNE_EPISODES = 100
+
+
+def tune_episodes_for(steps: int) -> int:
+    """`locksmith pretrain`'s horizon-choice episodes when ``--tune-episodes`` is not given: in
+    proportion to the run (`TUNE_EPISODES` at `PRETRAIN_STEPS`), at least 4, so a 40-step smoke
+    run does not spend most of its time choosing horizons for a policy that barely trained."""
+    return max(4, min(TUNE_EPISODES, round(TUNE_EPISODES * steps / PRETRAIN_STEPS)))

@@ -69,8 +69,20 @@ class PriorRecipe:
             raise ValueError(f"demos_per_robot={self.demos_per_robot} must be >= 1")
         if not self.robots:
             raise ValueError("no robots in the pool")
-        if not (np.isfinite(self.demo_noise) and self.demo_noise >= 0):
-            raise ValueError(f"demo_noise={self.demo_noise} must be a distance >= 0 in metres")
+        if len(set(self.robots)) != len(self.robots):
+            raise ValueError(f"--robots: a robot is named twice in the pool {list(self.robots)}")
+        if len(set(self.tasks)) != len(self.tasks):
+            raise ValueError(f"--tasks: a task is named twice in {list(self.tasks)}")
+        if not (np.isfinite(self.temperature) and 1e-3 <= self.temperature <= 1e3):
+            raise ValueError(f"--temperature: {self.temperature} must be between 0.001 and 1000")
+        if self.weights is not None:
+            for robot, w in self.weights.items():
+                if not (np.isfinite(w) and 0 <= w <= 1e6):
+                    raise ValueError(f"--weights: the weight of {robot!r} is {w}; weights must be between 0 and 1e6")
+            if not sum(self.weights.values()) > 0:
+                raise ValueError("--weights: the mixture weights are all zero")
+        if not (np.isfinite(self.demo_noise) and 0 <= self.demo_noise <= 0.1):
+            raise ValueError(f"demo_noise={self.demo_noise} must be a distance in [0, 0.1] metres")
 
 
 def ensure_demos(robot: str, task: str, episodes: int, root: Path, seed: int = 0,
