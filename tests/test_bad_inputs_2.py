@@ -479,14 +479,16 @@ def test_sigint_during_demos_leaves_nothing(tmp_path):
     import sys
 
     out = tmp_path / "demos"
+    # far more episodes than can finish before the signal: it must land mid-recording
     proc = subprocess.Popen([sys.executable, "-m", "locksmith.cli", "demos", "--robot", "panda", "--task", "reach",
-                             "--episodes", "200", "--workers", "1", "--out", str(out)],
+                             "--episodes", "5000", "--workers", "1", "--out", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not any(tmp_path.glob(".demos.tmp-*")):
         time.sleep(0.2)
     time.sleep(1.0)
+    assert proc.poll() is None, "the recording ended before it could be interrupted"
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err

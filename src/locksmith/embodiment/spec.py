@@ -25,7 +25,7 @@ SPEC_VERSION = 1
 
 # Bounds on every number of a spec: sane for any real robot, far from overflow. Non-finite
 # values (nan, inf) are refused everywhere, and so are true/false where a number is expected.
-MAX_JOINT_RANGE = 100.0  # |lower|, |upper| in rad or m
+MAX_JOINT_RANGE = 1000.0  # |lower|, |upper| in rad or m; loose enough that limits written in degrees load, so `locksmith robot check` can name them
 MAX_VELOCITY = 1e3  # rad/s or m/s
 MAX_TORQUE = 1e5  # N·m or N
 MIN_RATE_HZ, MAX_RATE_HZ = 1.0, 1000.0
