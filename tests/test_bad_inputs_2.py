@@ -483,7 +483,10 @@ def test_sigint_during_demos_leaves_nothing(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "locksmith.cli", "demos", "--robot", "panda", "--task", "reach",
                              "--episodes", "5000", "--workers", "1", "--out", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+                            env={**os.environ, "OMP_NUM_THREADS": "1"},
+                            # a Ctrl-C as a terminal delivers it: a runner started in the background
+                            # (nohup, `&`) passes SIGINT down ignored, and Python would keep ignoring it
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not any(tmp_path.glob(".demos.tmp-*")):
         time.sleep(0.2)

@@ -199,6 +199,33 @@ def read_locksmith_meta(root: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
+def _discard(dataset) -> None:
+    """Close a dataset that is being thrown away without finishing it: stop its writers and mark
+    them finalized, so that neither finishing its metadata (slow with many episodes: an interrupt
+    must exit at once) nor lerobot's ``__del__`` safety net writes into the removed folder."""
+    import contextlib
+
+    writer = getattr(dataset, "writer", None)
+    if writer is not None:
+        with contextlib.suppress(Exception):
+            if getattr(writer, "image_writer", None) is not None:
+                writer.image_writer.stop()
+                writer.image_writer = None
+        with contextlib.suppress(Exception):
+            writer.cancel_pending_videos()
+        with contextlib.suppress(Exception):
+            writer.close_writer()
+        writer._finalized = True
+    meta = getattr(dataset, "meta", None)
+    if meta is not None:
+        with contextlib.suppress(Exception):
+            if getattr(meta, "_pq_writer", None) is not None:
+                meta._pq_writer.close()
+                meta._pq_writer = None
+        meta._finalized = True
+    dataset._is_finalized = True
+
+
 def _expert_version() -> int:
     from locksmith.sim.expert import (
         EXPERT_VERSION,  # lazily: the simulator loads MuJoCo
@@ -321,10 +348,7 @@ def record_demos(
         (tmp / SPEC_FILE).write_text(spec.to_yaml())
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2))
     except BaseException:
-        try:  # close lerobot's writer now: its __del__ would otherwise write into tmp after it is removed
-            dataset.finalize()
-        except Exception:  # noqa: BLE001 - the dataset is being discarded
-            pass
+        _discard(dataset)
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     swap_into_place(tmp, out)
