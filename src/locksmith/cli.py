@@ -581,7 +581,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_adapt)
 
     p = sub.add_parser("audit", help="the transfer audit: demos-to-threshold and adaptation gain (the main job)",
-                       description="Run a transfer plan: pretrain the prior (cached), sweep scratch, LeRobot "
+                       description="Run a transfer plan: start from the published prior (or the plan's own, "
+                                   "pretrained once into the user cache), sweep scratch, LeRobot "
                                    "ACT and the adapted recipes over demo budgets and seeds, and write "
                                    "audit.json, report.md and report.html. With no PLAN, the bundled default. "
                                    "A rerun resumes: finished runs are never redone.")
