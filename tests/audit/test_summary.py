@@ -70,7 +70,7 @@ def make_plan(**overrides):
 
 
 def resolve(plan) -> list[ResolvedTarget]:
-    """The targets as `run._resolve_target` would resolve them (no data on disk)."""
+    """The targets as `run._resolve_sim_target` / `run._resolve_dataset_target` would resolve them (no data on disk)."""
     out = []
     for section in plan.targets:
         threshold = plan.threshold_for(section).absolute

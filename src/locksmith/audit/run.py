@@ -176,19 +176,35 @@ def _check_memory(plan: TransferPlan) -> None:
                             f"{need / 2**30:.1f} GiB of memory; this machine has {total / 2**30:.1f} GiB")
 
 
-def preflight(plan: TransferPlan) -> None:
+@dataclass(frozen=True)
+class Preflight:
+    """What `preflight` loaded, so that the audit reads none of it again.
+
+    Attributes:
+        prior_dir / prior: the prior, when it exists before the audit (published or named);
+            None when the plan pretrains its own.
+        targets: the dataset targets, resolved (compatibility-checked when ``prior`` is known).
+        demos: their demonstrations, for the check that must wait for a plan's own prior.
+    """
+
+    prior_dir: Path | None
+    prior: object | None
+    targets: dict[int, ResolvedTarget]
+    demos: dict[int, object]
+
+
+def preflight(plan: TransferPlan) -> Preflight:
     """Everything about a plan that can be checked without recording or training, checked before
-    anything is written: the prior's checkpoint, each dataset target (readable, its spec, enough
-    episodes outside the held-out ones for the largest budget, compatible with the prior).
+    anything is written: the memory its demos need, the prior's checkpoint, each dataset target
+    (readable, its spec, enough episodes outside the held-out ones for the largest budget,
+    compatible with the prior).
 
     Raises:
-        PlanError, AuditError, DatasetError, CheckpointError: naming the plan field and the file.
+        PlanError, AuditError: naming the plan field and the file.
     """
     from locksmith.data.loading import DatasetError, load_demonstrations
     from locksmith.embodiment.spec import SpecError
-    from locksmith.evaluate.offline import held_out_episodes
     from locksmith.policy.policy import CheckpointError, CrossEmbodimentPolicy
-    from locksmith.train.compat import check_compatibility
 
     _check_memory(plan)
     prior = prior_dir = None
@@ -205,23 +221,53 @@ def preflight(plan: TransferPlan) -> None:
         except CheckpointError as err:
             where = "prior.checkpoint: " if section is not None else "the published prior: "
             raise PlanError(f"{where}{err}") from None
-    need = max(plan.budgets)
+    targets, demos = {}, {}
     for i, target in enumerate(plan.targets):
         if target.source != "dataset":
             continue
-        field = f"targets.{i} ({target.label()!r})"
         try:
-            demos = load_demonstrations(Path(target.dataset), None if target.spec is None else Path(target.spec))
+            demos[i] = load_demonstrations(Path(target.dataset), None if target.spec is None else Path(target.spec))
         except (DatasetError, SpecError) as err:
-            raise AuditError(f"{field}.dataset: {err}") from None
-        held = len(held_out_episodes(demos.num_episodes, plan.evaluation.holdout_fraction))
-        if need > demos.num_episodes - held:
-            raise AuditError(f"{field}: budget {need} demos, but {target.dataset} has {demos.num_episodes - held} "
-                             f"episodes outside the held-out {held}; lower 'budgets' or record more")
-        if prior is not None:
-            report = check_compatibility(prior, prior_dir, Path(target.dataset), demos.spec)
-            if not report.ok:
-                raise AuditError(f"{field}: the compatibility check refuses {target.dataset}:\n{report.format()}")
+            raise AuditError(f"{_field(i, target)}.dataset: {err}") from None
+        targets[i] = _resolve_dataset_target(plan, i, target, demos[i], prior, prior_dir)
+    return Preflight(prior_dir, prior, targets, demos)
+
+
+def _field(i: int, target: TargetSection) -> str:
+    return f"targets.{i} ({target.label()!r})"
+
+
+def _resolve_dataset_target(plan: TransferPlan, i: int, target: TargetSection, demos, prior,
+                            prior_dir: Path | None) -> ResolvedTarget:
+    """A target given as a LeRobot dataset: its training episodes (the held-out ones excluded),
+    the one offline action scale, its threshold; checked against the prior when one is given."""
+    from locksmith.evaluate.offline import held_out_episodes, offline_action_scale
+    from locksmith.train.compat import check_compatibility
+
+    field = _field(i, target)
+    dataset = Path(target.dataset)
+    held = set(held_out_episodes(demos.num_episodes, plan.evaluation.holdout_fraction).tolist())
+    train = tuple(e for e in range(demos.num_episodes) if e not in held)
+    need = max(plan.budgets)
+    if need > len(train):
+        raise AuditError(f"{field}: budget {need} demos, but {dataset} has {len(train)} episodes outside the "
+                         f"held-out {len(held)}; lower 'budgets' or record more")
+    if prior is not None:
+        report = check_compatibility(prior, prior_dir, dataset, demos.spec)
+        if not report.ok:
+            raise AuditError(f"{field}: the compatibility check refuses {dataset}:\n{report.format()}")
+    threshold = plan.threshold_for(target)
+    if threshold.absolute is None:  # the plan's validator requires it for dataset targets
+        raise PlanError(f"{field}: expert_fraction needs a simulator; give threshold.absolute")
+    return ResolvedTarget(
+        target.label(), target, demos.spec.name, target.task, dataset, train, float(threshold.absolute),
+        f"absolute {threshold.absolute:g}", demos.fingerprint, None,
+        None if target.spec is None else Path(target.spec), _spec_digest(demos.spec), (),
+        tuple(float(x) for x in offline_action_scale(demos, plan.evaluation.holdout_fraction)))
+
+
+def _spec_digest(spec) -> str:
+    return hashlib.sha256(spec.to_yaml().encode()).hexdigest()[:16]
 
 
 def _read_record(path: Path) -> dict:
@@ -231,35 +277,19 @@ def _read_record(path: Path) -> dict:
         return {}
 
 
-def _resolve_target(plan: TransferPlan, target: TargetSection, prior, prior_dir: Path, out: Path) -> ResolvedTarget:
-    from locksmith.data.loading import load_demonstrations
-    from locksmith.evaluate.offline import held_out_episodes, offline_action_scale
-    from locksmith.evaluate.rollout import EVAL_SEED_BASE
+def _resolve_sim_target(plan: TransferPlan, target: TargetSection, prior, prior_dir: Path,
+                        out: Path) -> ResolvedTarget:
+    """A bundled (or registered) robot with its simulator: its demos recorded into the audit
+    folder (`TransferPlan.pool_size`), its evaluation seeds and its threshold."""
+    from locksmith.evaluate.rollout import evaluation_seeds
     from locksmith.train.compat import check_compatibility
     from locksmith.train.prior import ensure_demos
 
     label = target.label()
-    need = max(plan.budgets)
+    pool = plan.pool_size()
+    dataset = out / "data" / f"{target.robot}_{target.task}"
+    demos = ensure_demos(target.robot, target.task, pool, dataset)
     spec_path = None if target.spec is None else Path(target.spec)
-    action_scale = None
-    eval_seeds: tuple[int, ...] = ()
-    if target.source == "sim":
-        pool = plan.pool_size()
-        root = out / "data" / f"{target.robot}_{target.task}"
-        demos = ensure_demos(target.robot, target.task, pool, root)
-        dataset = root
-        train = tuple(range(pool))
-        first = EVAL_SEED_BASE + 100_000 * plan.evaluation.seed_block
-        eval_seeds = tuple(range(first, first + plan.evaluation.episodes))
-    else:
-        dataset = Path(target.dataset)
-        demos = load_demonstrations(dataset, spec_path)
-        held = set(held_out_episodes(demos.num_episodes, plan.evaluation.holdout_fraction).tolist())
-        train = tuple(i for i in range(demos.num_episodes) if i not in held)
-        if need > len(train):
-            raise AuditError(f"target {label!r}: budget {need} demos, but {dataset} has {len(train)} episodes "
-                             f"outside the held-out {len(held)}")
-        action_scale = tuple(float(x) for x in offline_action_scale(demos, plan.evaluation.holdout_fraction))
     report = check_compatibility(prior, prior_dir, dataset, spec_path)
     if not report.ok:
         raise AuditError(f"target {label!r}: the compatibility check refuses {dataset}:\n{report.format()}")
@@ -268,14 +298,12 @@ def _resolve_target(plan: TransferPlan, target: TargetSection, prior, prior_dir:
     if threshold.absolute is not None:
         value, rule = threshold.absolute, f"absolute {threshold.absolute:g}"
     else:
-        if target.source != "sim":
-            raise PlanError(f"target {label!r}: expert_fraction needs a simulator; give threshold.absolute")
         expert = _expert_success(plan, target, out / "expert" / f"{label}.json")
         value = threshold.expert_fraction * expert["success_rate"]
         rule = f"{threshold.expert_fraction:g} x expert success ({expert['success_rate']:.2f})"
-    spec_digest = hashlib.sha256(demos.spec.to_yaml().encode()).hexdigest()[:16]
-    return ResolvedTarget(label, target, demos.spec.name, target.task, dataset, train, float(value), rule,
-                          demos.fingerprint, expert, spec_path, spec_digest, eval_seeds, action_scale)
+    return ResolvedTarget(label, target, demos.spec.name, target.task, dataset, tuple(range(pool)), float(value),
+                          rule, demos.fingerprint, expert, spec_path, _spec_digest(demos.spec),
+                          tuple(evaluation_seeds(plan.evaluation.episodes, plan.evaluation.seed_block)), None)
 
 
 def _expert_success(plan: TransferPlan, target: TargetSection, path: Path) -> dict:
@@ -445,15 +473,24 @@ def run_audit(plan: TransferPlan, out: str | Path, plan_file: str | None = None,
     from locksmith.audit.summary import refine_budgets, summarize
 
     out = Path(out)
-    preflight(plan)  # a refused plan leaves nothing on disk
+    checked = preflight(plan)  # a refused plan leaves nothing on disk
     out.mkdir(parents=True, exist_ok=True)
     started, t0 = _now(), time.perf_counter()
     write_file_atomic(out / "plan.yaml", yaml.safe_dump(plan.to_dict(), sort_keys=False))
     prior_dir, prior_info = ensure_prior(plan, out, progress)
-    from locksmith.policy.policy import CrossEmbodimentPolicy
+    prior = checked.prior
+    if prior is None:  # the plan pretrained its own: read it once for every target's check
+        from locksmith.policy.policy import CrossEmbodimentPolicy
 
-    prior = CrossEmbodimentPolicy.from_pretrained(prior_dir)  # read once for every target's check
-    targets = [_resolve_target(plan, t, prior, prior_dir, out) for t in plan.targets]
+        prior = CrossEmbodimentPolicy.from_pretrained(prior_dir)
+    targets = []
+    for i, t in enumerate(plan.targets):
+        if t.source == "sim":
+            targets.append(_resolve_sim_target(plan, t, prior, prior_dir, out))
+        elif checked.prior is not None:  # resolved and checked before anything was written
+            targets.append(checked.targets[i])
+        else:  # its compatibility check had to wait for the plan's own prior
+            targets.append(_resolve_dataset_target(plan, i, t, checked.demos[i], prior, prior_dir))
     digests = {"weights": "weights:" + prior_info["weights_sha256"][:16],
                "architecture": prior_architecture(prior_dir)}
     tune = tuning_specs(plan, targets, prior_dir, out, digests)

@@ -72,7 +72,7 @@ class RunSpec:
     checkpoint_steps: tuple[int, ...]  # also evaluated at these steps (the final step always)
     episodes: int  # evaluation episodes per slice
     slices: tuple[str, ...]
-    eval_seed_base: int  # evaluation (or validation) seeds: base + 100_000 * block + i
+    eval_seed_base: int  # evaluation (or validation) seeds: `evaluate.rollout.evaluation_seeds`
     eval_block: int
     holdout_fraction: float
     run_dir: str
@@ -234,10 +234,9 @@ def _execute_locked(spec: RunSpec, run_dir: Path) -> dict:
 
 
 def _eval_seeds(spec: RunSpec) -> list[int]:
-    if spec.metric != "success":
-        return []
-    first = spec.eval_seed_base + 100_000 * spec.eval_block
-    return list(range(first, first + spec.episodes))
+    from locksmith.evaluate.rollout import evaluation_seeds
+
+    return evaluation_seeds(spec.episodes, spec.eval_block, spec.eval_seed_base) if spec.metric == "success" else []
 
 
 def _run_local(todo: Sequence[RunSpec], workers: int, on_result: Callable[[dict], None]) -> None:

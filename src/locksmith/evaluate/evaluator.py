@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from locksmith.embodiment.registry import install_registrations, registrations
-from locksmith.evaluate.rollout import EVAL_SEED_BASE, ExpertAgent, PolicyAgent, rollout
+from locksmith.evaluate.rollout import EVAL_SEED_BASE, ExpertAgent, PolicyAgent, evaluation_seeds, rollout
 from locksmith.sim.slices import SLICES, check_slice
 
 log = logging.getLogger(__name__)
@@ -153,8 +153,7 @@ def evaluate(robot: str, task: str, episodes: int, slices: list[str] | None = No
     workers = workers if workers is not None else min(2, os.cpu_count() or 1)
     if n_action_steps is not None and n_action_steps < 1:
         raise ValueError(f"n_action_steps must be >= 1, got {n_action_steps}")
-    first = seed_base + seed * 100_000
-    seeds = list(range(first, first + episodes))
+    seeds = evaluation_seeds(episodes, seed, seed_base)
     jobs = []
     for name in slices:
         chunks = [tuple(c) for c in np.array_split(seeds, workers) if len(c)]

@@ -15,6 +15,13 @@ import numpy as np
 from locksmith.sim.env import TabletopEnv
 
 EVAL_SEED_BASE = 2_000_000_000  # disjoint from demonstration seeds (see data.record)
+SEED_BLOCK = 100_000  # seeds per block: block b of a base holds base + SEED_BLOCK * b + i
+
+
+def evaluation_seeds(episodes: int, block: int = 0, base: int = EVAL_SEED_BASE) -> list[int]:
+    """The seeds of ``episodes`` evaluation (or, from another base, validation) episodes of a block."""
+    first = base + SEED_BLOCK * block
+    return list(range(first, first + episodes))
 
 
 @dataclass
