@@ -184,6 +184,16 @@ def _check_data_files(root: Path, info: dict) -> None:
                            "meta/episodes lists it): copy the dataset again")
 
 
+def _column(column) -> np.ndarray:
+    """One Arrow column as a numpy array; (nested) fixed-size lists are flattened row-major."""
+    import pyarrow as pa
+
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    while pa.types.is_fixed_size_list(array.type) or pa.types.is_list(array.type):
+        array = array.flatten()
+    return np.asarray(array.to_numpy(zero_copy_only=False))
+
+
 def load_demonstrations(root: str | Path, spec: EmbodimentSpec | str | Path | None = None) -> Demonstrations:
     """Load a local LeRobot v3 dataset into memory (see the module docstring).
 
@@ -238,12 +248,13 @@ def load_demonstrations(root: str | Path, spec: EmbodimentSpec | str | Path | No
         dataset = LeRobotDataset(info.get("repo_id", f"local/{root.name}"), root=root, video_backend="pyav")
     except Exception as err:  # lerobot raises many kinds for a damaged dataset
         raise DatasetError(f"{root}: cannot be read by lerobot: {type(err).__name__}: {err}") from err
-    table = dataset.hf_dataset.with_format("numpy")
+    # Whole columns through Arrow: the numpy format converts row by row (9 s for 60 demos, 3 ms here).
+    table = dataset.hf_dataset.with_format("arrow")
     arrays = {}
     for key in FEATURES:
         if key in features:
-            arrays[key] = np.asarray(np.stack(table[key]), dtype=np.float32).reshape(len(table), -1)
-    episode_index = np.asarray(table["episode_index"], dtype=int)
+            arrays[key] = _column(table[key]).astype(np.float32, copy=False).reshape(len(table), -1)
+    episode_index = _column(table["episode_index"]).astype(int)
     for key, values in arrays.items():
         bad = ~np.isfinite(values)
         if bad.any():
@@ -257,7 +268,7 @@ def load_demonstrations(root: str | Path, spec: EmbodimentSpec | str | Path | No
     starts = np.concatenate([[0], change])
     ends = np.concatenate([change, [len(episode_index)]])
     task_names = dataset.meta.tasks
-    task_index = np.asarray(table["task_index"], dtype=int)
+    task_index = _column(table["task_index"]).astype(int)
     index_to_task = {int(i): str(t) for t, i in zip(task_names.index, task_names["task_index"], strict=True)}
     tasks = [index_to_task[i] for i in task_index]
     raw_stats = dataset.meta.stats or {}
