@@ -120,6 +120,8 @@ def test_markdown_states_the_recipe_evaluation_and_metric_of_every_arm(md):
     assert "| lora | 51 | 24 | 75 |" in md  # shield interventions: joint_limit, workspace, total
     assert "| pretraining | 412 s |" in md and "| dataset bimanual_real | fp-real |" in md
     assert "![tabletop_arm: metric vs demonstrations](plots/1-tabletop_arm-curves.png)" in md
+    # Where the time went: per arm, 12 runs of 3 s evaluation each; training as the synthetic SPEED gives it.
+    assert md.count("### Where the time went") == 3 and "| scratch | 12 | " in md and "| 36 s |" in md
 
 
 def test_two_seeds_print_no_interval_next_to_every_estimate(tmp_path):

@@ -7,6 +7,7 @@ the report tests import it too, so every audit they render is one the pipeline c
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -352,6 +353,30 @@ def test_audit_json_round_trips_exactly_and_a_bad_file_names_itself(audit, tmp_p
         assert str(path) in str(err.value) and "\n" not in str(err.value)
     with pytest.raises(AuditFileError, match="cannot be read"):
         load_audit(tmp_path / "missing.json")
+
+
+def test_each_targets_cost_sums_its_runs_and_tuning_runs_by_arm():
+    plan = make_plan()
+    targets = resolve(plan)
+    targets[0] = dataclasses.replace(targets[0], recording_seconds=65.0)
+    results = sweep_results(plan, targets)
+    tuned = [{**r, "purpose": "tune", "train_seconds": 10.0, "eval_seconds": 2.0}
+             for r in results if r["target"] == "tabletop_arm" and r["arm"] == "full"][:2]
+    audit = summarize(plan, targets, results, PRIOR, tuning_records(plan, targets), tuned=tuned)
+    cost = audit.targets["tabletop_arm"].cost
+    full = sum(SPEED["full"] * b * (1 + 0.05 * s) + 1.0 for b in CURVES["tabletop_arm"]["full"] for s in plan.seeds)
+    assert cost.training_seconds["full"] == pytest.approx(full + 2 * 10.0)
+    assert cost.runs == {"scratch": 12, "act": 12, "lora": 12, "full": 14}
+    assert cost.evaluation_seconds["full"] == pytest.approx(12 * 3.0 + 2 * 2.0)
+    assert cost.recording_seconds == 65.0
+    assert audit.targets["mobile_manipulator"].cost.recording_seconds is None
+    assert audit.targets["mobile_manipulator"].cost.runs["full"] == 12  # another target's tuning runs not counted
+    assert "  cost: recording 65 s; training scratch " in format_table(audit)
+    assert load_audit_roundtrip(audit) == audit
+
+
+def load_audit_roundtrip(audit: AuditResult) -> AuditResult:
+    return AuditResult.model_validate_json(audit.model_dump_json())
 
 
 def test_refinement_bisects_the_bracket_of_each_crossing_on_log_demos():

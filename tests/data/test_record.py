@@ -53,10 +53,22 @@ def test_existing_folder_is_refused_and_untouched(reach_demos):
 def test_append_adds_episodes_with_fresh_seeds(tmp_path):
     out = tmp_path / "ds"
     record_demos("panda", "reach", 1, out, workers=1, progress=False)
+    first = json.loads((out / META_FILE).read_text())["recording_seconds"]
     record_demos("panda", "reach", 2, out, append=True, workers=1, progress=False)
     meta = json.loads((out / META_FILE).read_text())
     assert len(meta["episode_seeds"]) == len(set(meta["episode_seeds"])) == 3
     assert _load(out).num_episodes == 3
+    assert 0 < first < meta["recording_seconds"]  # the append's own recording time is added
+
+
+def test_an_append_to_a_pool_of_unknown_recording_time_keeps_it_unknown(tmp_path):
+    out = tmp_path / "ds"
+    record_demos("panda", "reach", 1, out, workers=1, progress=False)
+    meta = json.loads((out / META_FILE).read_text())
+    del meta["recording_seconds"]  # as recorded before the field was kept
+    (out / META_FILE).write_text(json.dumps(meta))
+    record_demos("panda", "reach", 1, out, append=True, workers=1, progress=False)
+    assert json.loads((out / META_FILE).read_text())["recording_seconds"] is None
 
 
 def test_overwrite_replaces(tmp_path):

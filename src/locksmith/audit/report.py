@@ -173,6 +173,7 @@ def _target_blocks(t: TargetResult, plots: dict[str, str], n_targets: int) -> li
     if any(arm.per_slice for arm in t.arms.values()):
         out.append(Block("figure", f"{t.label}: per evaluation slice", figure=plots["slices"]))
     out += _recipe_blocks(t)
+    out += _cost_blocks(t)
     out += _negative_blocks(t)
     out += _shield_blocks(t)
     out += _rollout_blocks(t)
@@ -207,6 +208,20 @@ def _baseline_sentence(t: TargetResult) -> str:
     listed = ", ".join(f"{a} ({t.arms[a].crossing.text()} demos)" for a in scratch)
     return (f"Baseline: {t.baseline.name}, the stronger from-scratch arm of {listed} "
             f"({_REASONS[t.baseline.reason]}); gains are measured against it.")
+
+
+def _cost_blocks(t: TargetResult) -> list[Block]:
+    if t.cost is None:
+        return []
+    c = t.cost
+    rows = [[arm, str(c.runs[arm]), f"{_num(c.training_seconds[arm])} s", f"{_num(c.evaluation_seconds[arm])} s"]
+            for arm in c.runs]
+    recording = ("not known (a dataset target, or a pool recorded before recording times were kept)"
+                 if c.recording_seconds is None else f"{_num(c.recording_seconds)} s")
+    return [Block("heading", "Where the time went", level=3),
+            Block("para", f"Recording the demo pool: {recording}. Per arm, summed over its runs (tuning runs "
+                          "included), each run on one worker with one thread:"),
+            table(["arm", "runs", "training", "evaluation"], rows)]
 
 
 def _lr_cell(arm: ArmRecord) -> str:

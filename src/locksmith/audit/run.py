@@ -56,6 +56,8 @@ class ResolvedTarget:
         train_episodes: the dataset episodes every run's demos are drawn from (held-out ones excluded).
         eval_seeds: the evaluation seeds every run of this target is scored on (closed loop).
         action_scale: (A,) offline targets: the one absolute-action scale every arm is scored in.
+        recording_seconds: what recording the target's demo pool took (from the dataset's meta;
+            None for a dataset target or a pool recorded before the field).
     """
 
     label: str
@@ -72,6 +74,7 @@ class ResolvedTarget:
     spec_digest: str = ""
     eval_seeds: tuple[int, ...] = ()
     action_scale: tuple[float, ...] | None = None
+    recording_seconds: float | None = None
 
 
 def _now() -> str:
@@ -303,7 +306,8 @@ def _resolve_sim_target(plan: TransferPlan, target: TargetSection, prior, prior_
         rule = f"{threshold.expert_fraction:g} x expert success ({expert['success_rate']:.2f})"
     return ResolvedTarget(label, target, demos.spec.name, target.task, dataset, tuple(range(pool)), float(value),
                           rule, demos.fingerprint, expert, spec_path, _spec_digest(demos.spec),
-                          tuple(evaluation_seeds(plan.evaluation.episodes, plan.evaluation.seed_block)), None)
+                          tuple(evaluation_seeds(plan.evaluation.episodes, plan.evaluation.seed_block)), None,
+                          demos.meta.get("recording_seconds"))
 
 
 def _expert_success(plan: TransferPlan, target: TargetSection, path: Path) -> dict:
@@ -515,7 +519,7 @@ def run_audit(plan: TransferPlan, out: str | Path, plan_file: str | None = None,
         "workers": workers, "ray_address": ray_address,
     }
     audit = summarize(plan, targets, results, prior_info, tuning, plan_file=plan_file, quick=quick,
-                      reproducibility=reproducibility)
+                      reproducibility=reproducibility, tuned=tuned)
     from locksmith.audit.panels import add_panels
 
     audit = add_panels(audit, results, out)  # rollout clips under out/panels/ (never fails the audit)

@@ -24,7 +24,8 @@ and its tests only ever see states the pipeline can produce.
         ├── other_gains: (GainRecord, ...)     every other (adapted, from-scratch) pair
         ├── negative_transfer: (NegativeTransferRecord, ...)
         ├── goal_checks: GoalChecks, goal_met: bool | None, notes
-        └── panels: (PanelRecord, ...), panels_note   rollout clips (`locksmith.audit.panels`)
+        ├── panels: (PanelRecord, ...), panels_note   rollout clips (`locksmith.audit.panels`)
+        └── cost: TargetCost                   recording, training and evaluation seconds per arm
 """
 
 from __future__ import annotations
@@ -222,6 +223,35 @@ class PanelRecord(Record):
         return self
 
 
+class TargetCost(Record):
+    """Where one target's time went, in wall-clock seconds of the processes that did the work.
+
+    Attributes:
+        recording_seconds: recording the target's demo pool (None: a dataset target, or a pool
+            recorded before the field was kept).
+        training_seconds, evaluation_seconds, runs: per arm, summed over every run of this audit
+            (the learning-rate tuning runs included); each run used one thread on one worker.
+    """
+
+    recording_seconds: float | None
+    training_seconds: dict[str, float]
+    evaluation_seconds: dict[str, float]
+    runs: dict[str, int]
+
+    @model_validator(mode="after")
+    def _same_arms(self) -> TargetCost:
+        if not (set(self.training_seconds) == set(self.evaluation_seconds) == set(self.runs)):
+            raise ValueError("cost: training, evaluation and run counts name different arms")
+        return self
+
+    def text(self) -> str:
+        """``recording 65 s; training scratch 410 s (9 runs), full ...; evaluation 380 s``."""
+        recording = "n/a" if self.recording_seconds is None else f"{self.recording_seconds:.0f} s"
+        arms = ", ".join(f"{a} {s:.0f} s ({self.runs[a]} runs)" for a, s in self.training_seconds.items())
+        return (f"recording {recording}; training {arms}; "
+                f"evaluation {sum(self.evaluation_seconds.values()):.0f} s")
+
+
 class TargetResult(Record):
     """Everything measured on one target robot."""
 
@@ -255,6 +285,7 @@ class TargetResult(Record):
     notes: tuple[str, ...]
     panels: tuple[PanelRecord, ...] = ()  # rollout clips (`locksmith.audit.panels`); none for offline targets
     panels_note: str | None = None  # why clips are missing (no GL, a checkpoint gone, ...)
+    cost: TargetCost | None = None  # None in an audit.json written before the field
 
     @model_validator(mode="after")
     def _consistent(self) -> TargetResult:

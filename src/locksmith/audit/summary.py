@@ -38,6 +38,7 @@ from locksmith.audit.schema import (
     PriorRecord,
     Reproducibility,
     RunRecord,
+    TargetCost,
     TargetResult,
     TrainingRecord,
     TuningRecord,
@@ -236,7 +237,8 @@ def _goal(demos: Verdict, wallclock: Verdict) -> bool | None:
 # --- one target, the audit --------------------------------------------------------------------------
 
 def summarize_target(plan: TransferPlan, target, results: Sequence[dict], prior: PriorRecord,
-                     tuning: Mapping[str, TuningRecord], n_targets: int) -> TargetResult:
+                     tuning: Mapping[str, TuningRecord], n_targets: int,
+                     cost: TargetCost | None = None) -> TargetResult:
     metric, threshold = target.section.metric, target.threshold
     higher = metric == "success"
     keys = episode_keys(results, target.label)
@@ -297,12 +299,28 @@ def summarize_target(plan: TransferPlan, target, results: Sequence[dict], prior:
         adaptation_gain=headline_gain,
         other_gains=tuple(gain(s, a) for a in adapted for s in from_scratch if (a, s) != (headline, base)),
         wallclock_gain=wall, wallclock_gain_amortized=amortized, negative_transfer=tuple(negative),
-        goal_checks=checks, goal_met=_goal(checks.demos, checks.wallclock), notes=tuple(notes))
+        goal_checks=checks, goal_met=_goal(checks.demos, checks.wallclock), notes=tuple(notes), cost=cost)
+
+
+def target_cost(target, results: Sequence[dict]) -> TargetCost:
+    """Seconds spent on ``target``: its recording, and each arm's training and evaluation summed
+    over ``results`` (its report and tuning runs)."""
+    train: dict[str, float] = defaultdict(float)
+    evaluation: dict[str, float] = defaultdict(float)
+    runs: dict[str, int] = defaultdict(int)
+    for r in results:
+        if r["target"] == target.label:
+            train[r["arm"]] += float(r["train_seconds"])
+            evaluation[r["arm"]] += float(r.get("eval_seconds", 0.0))
+            runs[r["arm"]] += 1
+    return TargetCost(recording_seconds=getattr(target, "recording_seconds", None), training_seconds=dict(train),
+                      evaluation_seconds=dict(evaluation), runs=dict(runs))
 
 
 def summarize(plan: TransferPlan, targets: Sequence, results: Sequence[dict], prior_info: dict,
               tuning: Mapping[str, Mapping[str, TuningRecord]] | None, *, plan_file: str | None = None,
-              quick: bool = False, reproducibility: Reproducibility | dict | None = None) -> AuditResult:
+              quick: bool = False, reproducibility: Reproducibility | dict | None = None,
+              tuned: Sequence[dict] = ()) -> AuditResult:
     """The audit from the sweep's results.
 
     Args:
@@ -310,6 +328,7 @@ def summarize(plan: TransferPlan, targets: Sequence, results: Sequence[dict], pr
         results: every run's ``result.json`` dict (the sweep's output).
         prior_info: `run.ensure_prior`'s dict (checkpoint, cached, pretrain_seconds, ...).
         tuning: ``{target: {arm: TuningRecord}}``, how each arm's learning rate was chosen.
+        tuned: the tuning runs' ``result.json`` dicts (their seconds count in each target's cost).
     """
     prior = PriorRecord.from_info(prior_info)
     tuning = tuning or {}
@@ -318,7 +337,8 @@ def summarize(plan: TransferPlan, targets: Sequence, results: Sequence[dict], pr
     return AuditResult(
         plan=plan.to_dict(), plan_file=plan_file, quick=quick, prior=prior, arms_ran=tuple(plan.arms),
         headline_recipe=plan.headline, goal=GoalRecord(**GOAL),
-        targets={t.label: summarize_target(plan, t, results, prior, tuning.get(t.label, {}), len(targets))
+        targets={t.label: summarize_target(plan, t, results, prior, tuning.get(t.label, {}), len(targets),
+                                           cost=target_cost(t, [*results, *tuned]))
                  for t in targets},
         reproducibility=reproducibility)
 
@@ -360,6 +380,8 @@ def format_table(audit: AuditResult) -> str:
             lines.append(f"  {arm:<10}{cells}{r.curve.n_seeds:>7}{r.crossing.text():>12}{seconds:>13.0f}")
         lines.append(f"  ({unit} per budget, mean over seeds; wall-clock gain, adaptation only: "
                      f"{t.wallclock_gain.text}; with pretraining amortized: {t.wallclock_gain_amortized.text})")
+        if t.cost is not None:
+            lines.append(f"  cost: {t.cost.text()}")
         for g in t.other_gains:
             lines.append(f"  {g.adapted_arm} vs {g.baseline_arm}: {g.text}")
         for flag in t.negative_transfer:

@@ -23,6 +23,7 @@ import logging
 import multiprocessing as mp
 import os
 import shutil
+import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -239,6 +240,13 @@ def expert_version(meta: dict) -> int:
     return int(meta.get("expert_version", 1))
 
 
+def _recording_seconds(previous: dict, appending: bool, seconds: float) -> float | None:
+    if not appending:
+        return seconds
+    before = previous.get("recording_seconds")
+    return None if before is None else float(before) + seconds
+
+
 def execution_noise(meta: dict) -> float:
     """The execution noise (m) a dataset was recorded with; 0 for one recorded before the field."""
     return float(meta.get("execution_noise_m", 0.0))
@@ -279,6 +287,7 @@ def record_demos(
         raise RecordError(f"--episodes must be at least 1, got {episodes}")
     if not (np.isfinite(noise) and noise >= 0):
         raise RecordError(f"--noise must be a distance >= 0 in metres, got {noise}")
+    started = time.perf_counter()
     out = Path(out).resolve()
     _prepare_output(out, overwrite, append)
     workers = workers if workers is not None else min(2, os.cpu_count() or 1)
@@ -344,6 +353,8 @@ def record_demos(
             "frames_after_success": frames_after_success(spec.control_rate_hz),
             "execution_noise_m": noise,
             "expert_version": _expert_version(),
+            # Wall-clock seconds of every recording that made the folder (None once one is unknown).
+            "recording_seconds": _recording_seconds(previous, appending, time.perf_counter() - started),
         }
         (tmp / SPEC_FILE).write_text(spec.to_yaml())
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2))
