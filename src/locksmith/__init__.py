@@ -14,9 +14,18 @@ _os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import logging as _logging
 
-# lerobot tries torchcodec first and logs a long traceback when FFmpeg's libraries are absent;
-# locksmith reads datasets with the pyav backend, so that warning is noise here.
-_logging.getLogger("lerobot.utils.import_utils").setLevel(_logging.ERROR)
+
+class _TorchcodecFallbackFilter(_logging.Filter):
+    """Drops lerobot's one warning that torchcodec cannot load (FFmpeg's shared libraries are
+    absent), a ~100-line traceback logged before it falls back to pyav for a dataset opened
+    without a video backend. locksmith names its backend (`locksmith.data.record.VIDEO_BACKEND`),
+    so this only quiets lerobot calls made beside it; the module's other warnings still show."""
+
+    def filter(self, record: _logging.LogRecord) -> bool:
+        return "'torchcodec' is installed but cannot be loaded" not in record.getMessage()
+
+
+_logging.getLogger("lerobot.utils.import_utils").addFilter(_TorchcodecFallbackFilter())
 
 # The "bring your own robot" API, loaded on first use so that `import locksmith` stays light.
 _REGISTRY_API = ("register_robot", "unregister_robot", "known_robots", "load_robot_spec")

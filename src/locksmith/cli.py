@@ -274,7 +274,7 @@ def _write_json(path: Path | None, data: dict) -> None:
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     from locksmith.evaluate.evaluator import ALL_SLICES, evaluate
-    from locksmith.policy.policy import CheckpointError, CrossEmbodimentPolicy
+    from locksmith.policy.policy import CheckpointError
 
     _check_out_file("--json", args.json)
     _check_out_folder("--save-failures", args.save_failures)
@@ -301,19 +301,13 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             raise BadInput(f"--slice: unknown slice {name!r}; known slices: {', '.join(ALL_SLICES)}, all")
     if args.expert == (args.checkpoint is not None):
         raise BadInput("give exactly one of --checkpoint DIR and --expert")
-    if args.checkpoint is not None:
-        from locksmith.evaluate.act_agent import is_act_checkpoint, load_act_peer
+    if args.checkpoint is not None:  # ours, an ACT peer or a plain LeRobot checkpoint: checked here, once
+        from locksmith.evaluate.evaluator import load_policy
 
         try:
-            if is_act_checkpoint(args.checkpoint):
-                load_act_peer(args.checkpoint, args.robot)  # a LeRobot ACT peer baseline
-                policy = None
-            else:
-                policy = CrossEmbodimentPolicy.from_pretrained(args.checkpoint)
+            load_policy(args.checkpoint, args.robot)
         except CheckpointError as err:
             raise BadInput(str(err)) from None
-        if policy is not None and args.robot not in policy.stems:
-            raise BadInput(f"{args.checkpoint}: checkpoint is for robots {sorted(policy.stems)}, not {args.robot!r}")
     result = evaluate(args.robot, args.task, args.episodes, slices, checkpoint=args.checkpoint, seed=args.seed,
                       workers=args.workers, n_envs=args.envs, shield=not args.no_shield)
     if args.save_failures is not None:
@@ -529,7 +523,9 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Roll a checkpoint (or the scripted expert) out closed-loop in MuJoCo "
                                    "over evaluation slices, every action through the robot's safety "
                                    "shield; or, with --dataset, score it offline on held-out episodes.")
-    p.add_argument("--checkpoint", type=Path, default=None, help="policy folder (a prior or an adapted key)")
+    p.add_argument("--checkpoint", type=Path, default=None,
+                   help="policy folder: a prior, an adapted key, or a LeRobot checkpoint (lerobot-train's "
+                        "OUT/checkpoints/last/pretrained_model)")
     p.add_argument("--expert", action="store_true", help="evaluate the scripted expert instead of a policy")
     p.add_argument("--robot", default=None, help="robot to evaluate on, bundled or registered")
     p.add_argument("--task", default="pick_place", help="task (default pick_place)")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from locksmith.data.record import META_FILE, SPEC_FILE
+from locksmith.data.record import META_FILE, SPEC_FILE, VIDEO_BACKEND
 from locksmith.embodiment.spec import EmbodimentSpec, SpecError, load_spec
 
 FEATURES = ("observation.state", "observation.environment_state", "action", "intent")
@@ -245,7 +245,7 @@ def load_demonstrations(root: str | Path, spec: EmbodimentSpec | str | Path | No
             raise DatasetError(f"{path}: not a readable parquet file ({err})") from None
     _check_data_files(root, info)  # else lerobot goes to the hub for a missing file, even offline
     try:
-        dataset = LeRobotDataset(info.get("repo_id", f"local/{root.name}"), root=root, video_backend="pyav")
+        dataset = LeRobotDataset(info.get("repo_id", f"local/{root.name}"), root=root, video_backend=VIDEO_BACKEND)
     except Exception as err:  # lerobot raises many kinds for a damaged dataset
         raise DatasetError(f"{root}: cannot be read by lerobot: {type(err).__name__}: {err}") from err
     # Whole columns through Arrow: the numpy format converts row by row (9 s for 60 demos, 3 ms here).

@@ -49,6 +49,10 @@ META_FILE = "meta/locksmith.json"
 # `prior.demo_noise`). Off: 4 mm cost the ur5e and the vx300s most of their success (docs/sim.md).
 DEFAULT_DEMO_NOISE = 0.0
 DEMO_SEED_STRIDE = 1_000_003  # episode seeds: seed * stride + k; evaluation uses another range
+# Every dataset locksmith opens names its video decoder: without one, lerobot tries torchcodec
+# first, which cannot load where FFmpeg's shared libraries are absent (a ~100-line traceback)
+# before it falls back to pyav. pyav decodes every dataset locksmith writes.
+VIDEO_BACKEND = "pyav"
 
 
 class RecordError(ValueError):
@@ -309,11 +313,12 @@ def record_demos(
     try:  # an interrupt (Ctrl-C) while the temporary dataset is made leaves nothing behind
         if appending:
             shutil.copytree(out, tmp)
-            dataset = LeRobotDataset.resume(repo_id, root=tmp)
+            dataset = LeRobotDataset.resume(repo_id, root=tmp, video_backend=VIDEO_BACKEND)
         else:
             dataset = LeRobotDataset.create(
                 repo_id, fps=int(round(spec.control_rate_hz)), features=dataset_features(spec, camera, image_size),
                 root=tmp, robot_type=spec.robot_type, use_videos=False, image_writer_threads=2 if camera else 0,
+                video_backend=VIDEO_BACKEND,
             )
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

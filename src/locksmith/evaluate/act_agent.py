@@ -6,6 +6,10 @@ batched inference for every environment whose queue ran out, with each environme
 instruction (ACT reads the cube and pad it names in the current scene, `act_peer.named_features`),
 re-planning every ``n_action_steps`` as `PolicyAgent` does. Its actions are in the
 robot's native units, so the evaluator sends them through the same safety shield.
+
+`ACTAgent` also acts with a plain LeRobot ACT checkpoint (`locksmith.evaluate.lerobot_policy`):
+both kinds read observation batches by feature name (``observation_keys``,
+`predict_from_observations`).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from locksmith.embodiment.spec import SpecError, load_spec
+from locksmith.evaluate.lerobot_policy import LeRobotPolicy
 from locksmith.evaluate.rollout import Agent
 from locksmith.policy.policy import STATS_FILE, CheckpointError
 from locksmith.train.act_peer import MARKER_FILE, NAMED_DIM, NAMED_ENCODING, PEER_KIND, SPEC_FILE, ActPeer
@@ -113,9 +118,10 @@ def load_act_peer(directory: str | Path, robot: str | None = None) -> ActPeer:
 
 
 class ACTAgent(Agent):
-    """An ACT peer acting for its robot, batched over environments, on each environment's instruction."""
+    """An ACT peer (or a plain LeRobot checkpoint, `LeRobotPolicy`) acting for its robot, batched
+    over environments, on each environment's instruction."""
 
-    def __init__(self, peer: ActPeer, robot: str | None = None, n_steps: int | None = None):
+    def __init__(self, peer: ActPeer | LeRobotPolicy, robot: str | None = None, n_steps: int | None = None):
         if robot is not None and robot != peer.robot:
             raise CheckpointError(f"ACT peer is for robot {peer.robot!r}, not {robot!r}")
         self.peer = peer
@@ -131,10 +137,10 @@ class ACTAgent(Agent):
     def act(self, envs, active, obs):
         need = [k for k, i in enumerate(active) if not self.queues[i]]
         if need:
-            state = np.stack([obs[k]["observation.state"] for k in need])  # (B, S)
-            env_state = np.stack([obs[k]["observation.environment_state"] for k in need])  # (B, E)
+            batch = {key: np.stack([obs[k][key] for k in need])  # (B, ...) per feature
+                     for key in self.peer.observation_keys}
             texts = [envs[active[k]].instruction for k in need]
-            chunk = self.peer.predict_action_chunk(state, env_state, texts).numpy()  # (B, H, A)
+            chunk = np.asarray(self.peer.predict_from_observations(batch, texts))  # (B, H, A)
             for row, k in enumerate(need):
                 self.queues[active[k]] = list(chunk[row, : self.n_steps])
         return np.stack([self.queues[i].pop(0) for i in active])

@@ -2,8 +2,10 @@
 
 Episodes are split across worker processes (both cores); inside each, several environments
 step in lock-step and the policy's inference is batched across them. Evaluation seeds start at
-`EVAL_SEED_BASE`, disjoint from every demonstration seed. A checkpoint is one of ours or an ACT
-peer folder (`locksmith.train.act_peer`, acted by `ACTAgent`). Results:
+`EVAL_SEED_BASE`, disjoint from every demonstration seed. A checkpoint is one of ours, an ACT
+peer folder (`locksmith.train.act_peer`) or a plain LeRobot checkpoint (`lerobot-train`'s
+``pretrained_model``, `locksmith.evaluate.lerobot_policy`); `ACTAgent` acts for the last two.
+Results:
 
     {"robot", "task", "agent", "success_rate", "episodes", "ci95": [lo, hi] (Wilson),
      "per_slice": {slice: {"success_rate", "episodes", "ci95", "shield_interventions", "failed_seeds",
@@ -53,13 +55,14 @@ class EvalJob:
     n_action_steps: int | None = None  # re-planning horizon; None: the checkpoint's own
 
 
-def make_shield(env, policy):
+def make_shield(env, policy, action_stats=None):
     """The shield `locksmith eval` puts between a policy and ``env``: the spec's limits, the
-    policy's action stats for this robot (none for the expert) and an FK of its own."""
+    policy's action stats for this robot (none for the expert; ``action_stats`` where no policy
+    object is at hand, as in the LeRobot env plugin) and an FK of its own."""
     from locksmith.embodiment.safety import SafetyShield
     from locksmith.sim.ik import RobotIK
 
-    stats = policy.stats.get(env.spec_.name) if policy is not None else None
+    stats = policy.stats.get(env.spec_.name) if policy is not None else action_stats
     ik = RobotIK(env.spec_.name, env.ik_variant)  # its own model: FK must not disturb the env's IK
 
     return SafetyShield(env.spec_, action_stats=stats, fk=ik.tcp_positions)
@@ -85,28 +88,49 @@ def shield_filter(envs, shields, before_step=None):
 
 
 def load_policy(checkpoint: str | Path, robot: str):
-    """A checkpoint's policy: a `CrossEmbodimentPolicy`, or an `ActPeer` for an ACT peer folder.
+    """A checkpoint's policy: a `CrossEmbodimentPolicy`, an `ActPeer` for an ACT peer folder, or a
+    `LeRobotPolicy` for a plain LeRobot checkpoint (checked against ``robot``).
 
-    Both carry ``stats[robot]`` (the shield's action stats come from the stats saved beside them).
+    Each carries ``stats[robot]`` (the shield's action stats come from the stats saved with it).
+
+    Raises:
+        CheckpointError: a missing or damaged checkpoint, or one that does not fit ``robot``.
     """
     from locksmith.evaluate.act_agent import is_act_checkpoint, load_act_peer
+    from locksmith.evaluate.lerobot_policy import is_lerobot_checkpoint, load_lerobot_policy
 
     if is_act_checkpoint(checkpoint):
         return load_act_peer(checkpoint, robot)
-    from locksmith.policy.policy import CrossEmbodimentPolicy
+    if is_lerobot_checkpoint(checkpoint):
+        return load_lerobot_policy(checkpoint, robot)
+    from locksmith.policy.policy import CheckpointError, CrossEmbodimentPolicy
 
-    return CrossEmbodimentPolicy.from_pretrained(checkpoint)
+    policy = CrossEmbodimentPolicy.from_pretrained(checkpoint)
+    if robot not in policy.stems:
+        raise CheckpointError(f"{checkpoint}: checkpoint is for robots {sorted(policy.stems)}, not {robot!r}")
+    return policy
+
+
+def env_options(policy) -> dict:
+    """`TabletopEnv` keyword arguments a policy needs: rendered images at its size for a LeRobot
+    checkpoint that reads cameras, none otherwise."""
+    from locksmith.evaluate.lerobot_policy import LeRobotPolicy
+
+    if isinstance(policy, LeRobotPolicy) and policy.needs_images:
+        return {"render": True, "image_size": policy.image_size}
+    return {}
 
 
 def make_agent(policy, robot: str, n_action_steps: int | None = None):
     """The agent for a policy from `load_policy` (the scripted expert for ``None``), re-planning
     every ``n_action_steps`` (default: the checkpoint's own)."""
     from locksmith.evaluate.act_agent import ACTAgent
+    from locksmith.evaluate.lerobot_policy import LeRobotPolicy
     from locksmith.train.act_peer import ActPeer
 
     if policy is None:
         return ExpertAgent()
-    if isinstance(policy, ActPeer):
+    if isinstance(policy, ActPeer | LeRobotPolicy):
         return ACTAgent(policy, robot, n_action_steps)
     return PolicyAgent(policy, robot, n_action_steps)
 
@@ -118,8 +142,9 @@ def run_job(job: EvalJob) -> dict:
     from locksmith.sim.env import TabletopEnv
 
     torch.set_num_threads(1)
-    envs = [TabletopEnv(job.robot, job.task, slice_name=job.slice_name) for _ in range(max(1, job.n_envs))]
     policy = None if job.checkpoint is None else load_policy(job.checkpoint, job.robot)
+    envs = [TabletopEnv(job.robot, job.task, slice_name=job.slice_name, **env_options(policy))
+            for _ in range(max(1, job.n_envs))]
     agent = make_agent(policy, job.robot, job.n_action_steps)
     counts: Counter = Counter()
     shields = [make_shield(env, policy) for env in envs] if job.shield else None
@@ -216,7 +241,8 @@ def save_failure_videos(result: dict, robot: str, task: str, checkpoint: str | P
     policy = None if checkpoint is None else load_policy(checkpoint, robot)
     for name, info in result["per_slice"].items():
         for seed in info.get("failed_seeds", [])[:per_slice]:
-            env = TabletopEnv(robot, task, slice_name=name, render=True, image_size=size)
+            options = {"render": True, "image_size": size, **env_options(policy)}  # a policy's image size wins
+            env = TabletopEnv(robot, task, slice_name=name, **options)
             agent = make_agent(policy, robot)
             frames = []
 

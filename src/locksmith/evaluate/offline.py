@@ -12,6 +12,7 @@ the same way.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ import numpy as np
 from locksmith.data.loading import DatasetError, Demonstrations, load_demonstrations
 from locksmith.embodiment.spec import EmbodimentSpec
 from locksmith.evaluate.act_agent import is_act_checkpoint, load_act_peer
+from locksmith.evaluate.lerobot_policy import is_lerobot_checkpoint
 from locksmith.policy.normalize import EPS
 from locksmith.policy.policy import CheckpointError, CrossEmbodimentPolicy
 
@@ -51,6 +53,11 @@ def offline_action_error(checkpoint: str | Path, dataset: str | Path, holdout_fr
         action_scale: (A,) the scale to divide by; by default `offline_action_scale` of the dataset.
     """
     peer = load_act_peer(checkpoint) if is_act_checkpoint(checkpoint) else None
+    if peer is None and is_lerobot_checkpoint(checkpoint):
+        config = Path(checkpoint) / "config.json"
+        raise CheckpointError(f"{config}: a LeRobot {json.loads(config.read_text())['type']!r} policy, not a "
+                              "locksmith policy: offline action error scores locksmith checkpoints; "
+                              "`locksmith eval` runs it closed loop (--robot ROBOT, without --dataset)")
     policy = CrossEmbodimentPolicy.from_pretrained(checkpoint) if peer is None else None
     demos = load_demonstrations(dataset, spec)
     robot = demos.spec.name

@@ -240,8 +240,11 @@ class CrossEmbodimentPolicy(nn.Module):
             raise CheckpointError(f"{directory}: checkpoint folder not found")
         for name in (CONFIG_FILE, WEIGHTS_FILE):
             if not (directory / name).is_file():
+                lerobot = directory / "checkpoints" / "last" / "pretrained_model"
                 hint = (f"; {directory} looks like a `locksmith pretrain`/`adapt` output folder: "
-                        f"give {directory / 'policy'}" if (directory / "policy" / CONFIG_FILE).is_file() else "")
+                        f"give {directory / 'policy'}" if (directory / "policy" / CONFIG_FILE).is_file() else
+                        f"; {directory} looks like a lerobot-train output folder: give {lerobot}"
+                        if (lerobot / CONFIG_FILE).is_file() else "")
                 raise CheckpointError(f"{directory}: not a locksmith checkpoint (no {name}){hint}")
         try:
             config = PolicyConfig.from_json((directory / CONFIG_FILE).read_text())

@@ -314,7 +314,12 @@ class TabletopEnv(gym.Env):
             size = (self.image_size or spec_cam.height, self.image_size or spec_cam.width)
             renderer = self._renderers.get(cam)
             if renderer is None:
-                renderer = mujoco.Renderer(self.model, height=size[0], width=size[1])
+                try:
+                    renderer = mujoco.Renderer(self.model, height=size[0], width=size[1])
+                except mujoco.FatalError as err:  # MuJoCo picks its GL backend once, when first imported
+                    raise RuntimeError(f"MuJoCo cannot render ({err}); its GL backend is "
+                                       f"{mujoco.GLContext.__module__}, chosen when mujoco was first imported: "
+                                       "start the process with MUJOCO_GL=osmesa (or egl)") from None
                 for flag in (mujoco.mjtRndFlag.mjRND_SHADOW, mujoco.mjtRndFlag.mjRND_REFLECTION,
                              mujoco.mjtRndFlag.mjRND_SKYBOX):
                     renderer.scene.flags[flag] = False

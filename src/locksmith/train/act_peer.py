@@ -205,6 +205,7 @@ class ActPeer:
     postprocessor: Any
     spec: EmbodimentSpec
     stats: dict[str, dict[str, dict[str, np.ndarray]]]
+    observation_keys = INPUT_KEYS  # what `predict_from_observations` reads (a class attribute, not a field)
 
     @property
     def robot(self) -> str:
@@ -240,6 +241,12 @@ class ActPeer:
                              f"on {self.environment_state_dim}")
         named = torch.as_tensor(named_features(list(instructions), env_state.numpy()))  # (B, NAMED_DIM)
         return {"observation.state": state, "observation.environment_state": torch.cat([env_state, named], dim=-1)}
+
+    def predict_from_observations(self, observations: Mapping[str, np.ndarray],
+                                  instructions: Sequence[str]) -> torch.Tensor:
+        """`predict_action_chunk` on observation batches keyed by feature name (`ACTAgent`'s call)."""
+        return self.predict_action_chunk(observations["observation.state"],
+                                         observations["observation.environment_state"], instructions)
 
     @torch.no_grad()
     def predict_action_chunk(self, state: torch.Tensor | np.ndarray, environment_state: torch.Tensor | np.ndarray,
