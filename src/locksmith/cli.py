@@ -544,8 +544,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_eval)
 
     p = sub.add_parser("check", help="compatibility of a new robot's spec and data with a prior",
-                       description="Compare a target dataset (and its spec) with a prior's metadata and "
-                                   "report a verdict per item. Exit 2 on any error.")
+                       description="Check a target dataset against its own LeRobot metadata (info.json, "
+                                   "stats.json, meta/episodes), then compare it (and its spec) with a prior's "
+                                   "metadata; report a verdict per item. Exit 2 on any error.")
     p.add_argument("--prior", type=Path, default=None,
                    help="prior checkpoint folder (default: the published prior that ships with locksmith)")
     p.add_argument("--dataset", required=True, type=Path, help="the new robot's LeRobot dataset")

@@ -2,7 +2,7 @@
 
 from dataclasses import replace
 
-from locksmith.audit.run import folder_digest, prior_architecture
+from locksmith.audit.priors import folder_digest, prior_architecture
 from locksmith.audit.sweep import RunSpec
 
 

@@ -8,7 +8,9 @@ A plan writes down, before anything runs, everything that decides the headline n
                 existing LeRobot dataset with its spec (no simulator: offline action error)
     recipes     the adapted arms to compare; `scratch` always runs, and LeRobot's ACT trained
                 from scratch (`peer_baseline: act`) is a second scratch arm; the headline
-                gain is the `headline_recipe`'s (default: the first recipe), fixed here
+                gain is the `headline_recipe`'s (default: the first recipe), fixed here. Our
+                prior is cut into keys (head, token, lora, full); a LeRobot policy given as
+                ``prior.checkpoint`` is fine-tuned (`LEROBOT_ARMS`, `audit.priors.check_recipes_fit_prior`)
     budgets     demonstration budgets (episodes), seeds (at least 3 for an interval), the
                 evaluation seed block, episodes and slices; each target records
                 `demo_pool_factor` x the largest budget, so seeds draw their own demos
@@ -47,6 +49,7 @@ from locksmith.safe_yaml import InputFileError, find_bool, load_toml_file, load_
 from locksmith.sim.slices import SLICES
 from locksmith.sim.tasks import TASKS
 from locksmith.train import defaults
+from locksmith.train.lerobot_prior import LEROBOT_ARMS
 
 PLANS_DIR = Path(__file__).parent / "plans"
 PEER_ARMS = ("act",)
@@ -78,7 +81,7 @@ class PriorSection(_Model):
     the section out for the published prior). Defaults are `locksmith pretrain`'s
     (`locksmith.train.defaults`), so ``prior: {}`` rebuilds the published prior's recipe."""
 
-    checkpoint: Path | None = None
+    checkpoint: Path | None = None  # ours, or a LeRobot ACT's pretrained_model folder (told apart by config.json)
     robots: tuple[str, ...] = Field(defaults.POOL_ROBOTS, max_length=MAX_LIST)
     tasks: tuple[str, ...] = Field(defaults.POOL_TASKS, max_length=MAX_LIST)
     demos_per_robot: int = Field(defaults.DEMOS_PER_ROBOT, ge=1, le=MAX_BUDGET)
@@ -348,7 +351,7 @@ class TransferPlan(_Model):
     @classmethod
     def _recipes(cls, v: tuple[str, ...]) -> tuple[str, ...]:
         for r in v:
-            _known("recipe", r, RECIPES)
+            _known("recipe", r, (*RECIPES, *LEROBOT_ARMS))
         adapted = tuple(dict.fromkeys(r for r in v if r != "scratch"))
         if not adapted:
             raise ValueError("name at least one adapted recipe (scratch always runs)")

@@ -102,6 +102,8 @@ def _run_blocks(audit: AuditResult) -> list[Block]:
             ["prior robots", ", ".join(prior.robots) or "n/a"],
             ["prior tasks", ", ".join(prior.tasks) or "n/a"],
             ["pretraining", pretraining],
+            *([["scratch architecture", f"{prior.scratch_architecture} (our policy beside the LeRobot prior)"]]
+              if prior.scratch_architecture else []),
             ["plan file", audit.plan_file or "none (embedded default)"]]
     return [Block("heading", "Run"), table(["", ""], rows)]
 

@@ -1,9 +1,9 @@
 """Run a transfer audit end to end: prior (cached) → target demos → threshold → tuning → sweep → report.
 
-The prior is the published one (`locksmith.priors`) unless the plan names a checkpoint or a
-pretraining stage; a plan's own prior is built once into the user cache
+The prior is the published one (`locksmith.priors`) unless the plan names a checkpoint (ours or
+a LeRobot ACT's) or a pretraining stage; a plan's own prior is built once into the user cache
 (``~/.cache/locksmith/priors/<digest of its settings>/``, resumed when killed) and shared by
-every audit that names the same settings.
+every audit that names the same settings. What each arm takes from the prior: `audit.priors`.
 
 Layout of the audit folder ``out``:
 
@@ -37,16 +37,18 @@ import yaml
 
 from locksmith.atomic import write_file_atomic, write_json_atomic
 from locksmith.audit.plan import PEER_ARMS, PlanError, TargetSection, TransferPlan
+from locksmith.audit.priors import (
+    ARCHITECTURE_ONLY_ARMS,
+    ArmSources,
+    AuditError,
+    arm_sources,
+    check_prior,
+    ensure_prior,
+)
 from locksmith.audit.sweep import RunSpec, run_sweep
+from locksmith.train.lerobot_prior import LEROBOT_ARMS
 
 log = logging.getLogger(__name__)
-
-ARCHITECTURE_ONLY_ARMS = ("scratch", "act")  # arms that use no prior weights
-
-
-class AuditError(ValueError):
-    """The audit cannot run as planned (an incompatible target, too few demos, ...)."""
-
 
 @dataclass(frozen=True)
 class ResolvedTarget:
@@ -79,68 +81,6 @@ class ResolvedTarget:
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def folder_digest(folder: Path, names: tuple[str, ...] | None = None) -> str:
-    """sha256 over the files of a checkpoint folder (``names`` only, when given), names included."""
-    folder = Path(folder)
-    digest = hashlib.sha256()
-    paths = ([folder / n for n in names] if names is not None
-             else sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")))
-    for path in paths:
-        digest.update(str(path.relative_to(folder)).encode())
-        digest.update(path.read_bytes() if path.is_file() else b"")
-    return digest.hexdigest()
-
-
-def prior_architecture(prior_dir: Path) -> str:
-    """What a scratch arm takes from the prior: its config and instruction cache, hashed."""
-    return "architecture:" + folder_digest(prior_dir, ("config.json", "instructions.safetensors"))[:16]
-
-
-def ensure_prior(plan: TransferPlan, out: Path, progress: bool = True) -> tuple[Path, dict]:
-    """The prior's checkpoint folder and what is known of it: the published prior when the plan
-    names none, a named checkpoint, or the plan's pretraining stage, built by `build_prior` (the
-    path `locksmith pretrain` takes) into the user cache, keyed by its settings."""
-    from locksmith.policy.policy import CheckpointError
-    from locksmith.priors import cache_dir, shipped_prior, shipped_record
-    from locksmith.train.loop import TrainConfig
-    from locksmith.train.prior import PRETRAIN_RECORD, PriorRecipe, build_prior
-
-    section = plan.prior
-    if section is None:
-        try:
-            path = shipped_prior()
-        except CheckpointError as err:
-            raise AuditError(str(err)) from None
-        record = shipped_record()
-        return path, {"checkpoint": str(path), "source": "published", "cached": True,
-                      "pretrain_seconds": record.get("pretrain_seconds"),
-                      "robots": list(record.get("recipe", {}).get("robots", [])),
-                      "tasks": list(record.get("recipe", {}).get("tasks", [])), "weights_sha256": folder_digest(path)}
-    if section.checkpoint is not None:
-        path = Path(section.checkpoint)
-        if not (path / "config.json").is_file():
-            raise PlanError(f"prior.checkpoint: {path} is not a locksmith checkpoint (no config.json)")
-        record = _read_record(path.parent / PRETRAIN_RECORD)
-        return path, {"checkpoint": str(path), "source": "checkpoint", "cached": True,
-                      "pretrain_seconds": record.get("pretrain_seconds"), "weights_sha256": folder_digest(path)}
-    stage = cache_dir() / "priors" / section.cache_key()
-    record_path = stage / PRETRAIN_RECORD
-    cached = record_path.is_file() and (stage / "policy" / "config.json").is_file()
-    if not cached:
-        recipe = PriorRecipe(robots=section.robots, tasks=section.tasks, demos_per_robot=section.demos_per_robot,
-                             weights=section.weights, temperature=section.temperature,
-                             demo_noise=section.demo_noise, trunk=dict(section.trunk))
-        config = TrainConfig(steps=section.steps, batch_size=section.batch_size, lr=section.lr, seed=section.seed,
-                             checkpoint_every=max(50, section.steps // 10))
-        log.info("pretraining the prior into %s", stage)
-        build_prior(recipe, config, stage, resume=True, progress=progress, tune_episodes=section.tune_episodes)
-    record = _read_record(record_path)
-    return stage / "policy", {"checkpoint": str(stage / "policy"), "source": "pretrained by the plan",
-                              "cached": cached, "pretrain_seconds": record.get("pretrain_seconds"),
-                              "robots": list(section.robots), "tasks": list(section.tasks),
-                              "weights_sha256": folder_digest(stage / "policy")}
 
 
 DEMO_COPIES = 3  # a robot's frames are held about three times over (arrays, a subset, the sampler's chunks)
@@ -184,8 +124,9 @@ class Preflight:
     """What `preflight` loaded, so that the audit reads none of it again.
 
     Attributes:
-        prior_dir / prior: the prior, when it exists before the audit (published or named);
-            None when the plan pretrains its own.
+        prior_dir / prior: our policy scratch's architecture comes from and the targets are
+            checked against, when it exists before the audit (the published or a named prior;
+            the published one beside a LeRobot prior); None when the plan pretrains its own.
         targets: the dataset targets, resolved (compatibility-checked when ``prior`` is known).
         demos: their demonstrations, for the check that must wait for a plan's own prior.
     """
@@ -196,34 +137,28 @@ class Preflight:
     demos: dict[int, object]
 
 
-def preflight(plan: TransferPlan) -> Preflight:
+def preflight(plan: TransferPlan, source: str | None = None) -> Preflight:
     """Everything about a plan that can be checked without recording or training, checked before
-    anything is written: the memory its demos need, the prior's checkpoint, each dataset target
-    (readable, its spec, enough episodes outside the held-out ones for the largest budget,
-    compatible with the prior).
+    anything is written: the memory its demos need, the prior's checkpoint and that the plan's
+    recipes fit its kind (`priors.check_prior`), each dataset target (readable, its spec, enough
+    episodes outside the held-out ones for the largest budget, compatible with the prior).
+
+    Args:
+        source: the plan file, named in the errors (default: the plan's name).
 
     Raises:
         PlanError, AuditError: naming the plan field and the file.
     """
     from locksmith.data.loading import DatasetError, load_demonstrations
     from locksmith.embodiment.spec import SpecError
-    from locksmith.policy.policy import CheckpointError, CrossEmbodimentPolicy
 
-    _check_memory(plan)
-    prior = prior_dir = None
-    section = plan.prior
-    if section is None or section.checkpoint is not None:
-        try:
-            if section is None:
-                from locksmith.priors import shipped_prior
-
-                prior_dir = shipped_prior()
-            else:
-                prior_dir = Path(section.checkpoint)
-            prior = CrossEmbodimentPolicy.from_pretrained(prior_dir)
-        except CheckpointError as err:
-            where = "prior.checkpoint: " if section is not None else "the published prior: "
-            raise PlanError(f"{where}{err}") from None
+    source = source or f"plan {plan.name!r}"
+    try:
+        _check_memory(plan)
+    except PlanError as err:
+        raise PlanError(f"{source}: {err}") from None
+    checked = check_prior(plan, source)
+    prior, prior_dir = checked.prior, checked.prior_dir
     targets, demos = {}, {}
     for i, target in enumerate(plan.targets):
         if target.source != "dataset":
@@ -271,13 +206,6 @@ def _resolve_dataset_target(plan: TransferPlan, i: int, target: TargetSection, d
 
 def _spec_digest(spec) -> str:
     return hashlib.sha256(spec.to_yaml().encode()).hexdigest()[:16]
-
-
-def _read_record(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text()) if path.is_file() else {}
-    except (json.JSONDecodeError, OSError):
-        return {}
 
 
 def _resolve_sim_target(plan: TransferPlan, target: TargetSection, prior, prior_dir: Path,
@@ -340,7 +268,7 @@ def demo_episodes(target: ResolvedTarget, budget: int, seed: int) -> tuple[int, 
 
 
 def _run_spec(plan: TransferPlan, t: ResolvedTarget, arm: str, budget: int, seed: int, lr: float, out: Path,
-              prior_dir: Path, digests: dict[str, str], purpose: str = "report") -> RunSpec:
+              sources: ArmSources, purpose: str = "report") -> RunSpec:
     from locksmith.evaluate.horizon import VALIDATION_SEED_BASE
     from locksmith.evaluate.rollout import EVAL_SEED_BASE
     from locksmith.sim.expert import EXPERT_VERSION
@@ -350,12 +278,11 @@ def _run_spec(plan: TransferPlan, t: ResolvedTarget, arm: str, budget: int, seed
     tune = purpose == "tune"
     spec = RunSpec(
         target=t.label, arm=arm, budget=int(budget), seed=int(seed), robot=t.robot, task=t.task,
-        metric=t.section.metric, prior=str(prior_dir),
-        prior_digest=digests["architecture" if arm in ARCHITECTURE_ONLY_ARMS else "weights"],
+        metric=t.section.metric, prior=str(sources.directory(arm)), prior_digest=sources.digest(arm),
         dataset=str(t.dataset), dataset_fingerprint=t.fingerprint, demo_episodes=demo_episodes(t, budget, seed),
         steps=steps, batch_size=rule.batch_size, lr=float(lr), warmup_steps=rule.warmup_steps(steps),
         schedule=rule.schedule, grad_clip=rule.grad_clip, weight_decay=rule.weight_decay,
-        weight=recipe.weight if arm not in ARCHITECTURE_ONLY_ARMS else 0.0,
+        weight=recipe.weight if arm not in (*ARCHITECTURE_ONLY_ARMS, *LEROBOT_ARMS) else 0.0,
         lora_rank=recipe.lora_rank, lora_alpha=recipe.alpha,
         checkpoint_steps=() if tune else rule.checkpoint_steps(steps),
         episodes=rule.tune_episodes if tune else plan.evaluation.episodes, slices=plan.evaluation.slices,
@@ -370,13 +297,13 @@ def _run_spec(plan: TransferPlan, t: ResolvedTarget, arm: str, budget: int, seed
     return RunSpec(**{**spec.__dict__, "run_dir": str(run_dir)})
 
 
-def tuning_specs(plan: TransferPlan, targets: list[ResolvedTarget], prior_dir: Path, out: Path,
-                 digests: dict[str, str]) -> list[RunSpec]:
+def tuning_specs(plan: TransferPlan, targets: list[ResolvedTarget], sources: ArmSources,
+                 out: Path) -> list[RunSpec]:
     """One validation run per (target, arm, learning rate) when the grid has more than one rate."""
     if len(plan.training.lr) < 2:
         return []
     budget = min(plan.tune_budget, *(len(t.train_episodes) for t in targets))
-    return [_run_spec(plan, t, arm, budget, plan.seeds[0], lr, out, prior_dir, digests, "tune")
+    return [_run_spec(plan, t, arm, budget, plan.seeds[0], lr, out, sources, "tune")
             for t in targets for arm in plan.arms for lr in plan.training.lr]
 
 
@@ -406,8 +333,7 @@ def choose_learning_rates(plan: TransferPlan, targets: list[ResolvedTarget], res
     return chosen
 
 
-def run_specs(plan: TransferPlan, targets: list[ResolvedTarget], prior_dir: Path, out: Path,
-              digests: dict[str, str], tuning: dict,
+def run_specs(plan: TransferPlan, targets: list[ResolvedTarget], sources: ArmSources, out: Path, tuning: dict,
               budgets: dict[str, dict[str, list[int]]] | None = None) -> list[RunSpec]:
     """One `RunSpec` per (target, arm, budget, seed); ``budgets[target][arm]`` overrides the plan's."""
     specs = []
@@ -416,7 +342,7 @@ def run_specs(plan: TransferPlan, targets: list[ResolvedTarget], prior_dir: Path
             lr = tuning[t.label][arm].chosen_lr
             for budget in (budgets or {}).get(t.label, {}).get(arm, plan.budgets):
                 for seed in plan.seeds:
-                    specs.append(_run_spec(plan, t, arm, int(budget), int(seed), lr, out, prior_dir, digests))
+                    specs.append(_run_spec(plan, t, arm, int(budget), int(seed), lr, out, sources))
     return specs
 
 
@@ -477,11 +403,14 @@ def run_audit(plan: TransferPlan, out: str | Path, plan_file: str | None = None,
     from locksmith.audit.summary import refine_budgets, summarize
 
     out = Path(out)
-    checked = preflight(plan)  # a refused plan leaves nothing on disk
+    checked = preflight(plan, plan_file)  # a refused plan leaves nothing on disk
     out.mkdir(parents=True, exist_ok=True)
     started, t0 = _now(), time.perf_counter()
     write_file_atomic(out / "plan.yaml", yaml.safe_dump(plan.to_dict(), sort_keys=False))
     prior_dir, prior_info = ensure_prior(plan, out, progress)
+    # Our policy: the targets' compatibility check and scratch's architecture (the published one
+    # beside a LeRobot prior, `audit.priors`).
+    architecture_dir = checked.prior_dir if checked.prior_dir is not None else prior_dir
     prior = checked.prior
     if prior is None:  # the plan pretrained its own: read it once for every target's check
         from locksmith.policy.policy import CrossEmbodimentPolicy
@@ -490,22 +419,21 @@ def run_audit(plan: TransferPlan, out: str | Path, plan_file: str | None = None,
     targets = []
     for i, t in enumerate(plan.targets):
         if t.source == "sim":
-            targets.append(_resolve_sim_target(plan, t, prior, prior_dir, out))
+            targets.append(_resolve_sim_target(plan, t, prior, architecture_dir, out))
         elif checked.prior is not None:  # resolved and checked before anything was written
             targets.append(checked.targets[i])
         else:  # its compatibility check had to wait for the plan's own prior
-            targets.append(_resolve_dataset_target(plan, i, t, checked.demos[i], prior, prior_dir))
-    digests = {"weights": "weights:" + prior_info["weights_sha256"][:16],
-               "architecture": prior_architecture(prior_dir)}
-    tune = tuning_specs(plan, targets, prior_dir, out, digests)
+            targets.append(_resolve_dataset_target(plan, i, t, checked.demos[i], prior, architecture_dir))
+    sources = arm_sources(prior_dir, prior_info, architecture_dir)
+    tune = tuning_specs(plan, targets, sources, out)
     tuned = run_sweep(tune, workers=workers, ray_address=ray_address, progress=progress, desc="tuning runs")
     tuning = choose_learning_rates(plan, targets, tuned)
     budgets: dict[str, dict[str, list[int]]] = {}
     sweep = dict(workers=workers, ray_address=ray_address, progress=progress)
-    specs, results = _run_arms(plan, targets, run_specs(plan, targets, prior_dir, out, digests, tuning), [], sweep)
+    specs, results = _run_arms(plan, targets, run_specs(plan, targets, sources, out, tuning), [], sweep)
     for _ in range(plan.refine_rounds):
         budgets = refine_budgets(plan, targets, results, budgets)
-        extra = [s for s in run_specs(plan, targets, prior_dir, out, digests, tuning, budgets)
+        extra = [s for s in run_specs(plan, targets, sources, out, tuning, budgets)
                  if s.run_dir not in {r.run_dir for r in specs}]
         ran, new = _run_arms(plan, targets, extra, results, sweep)
         if not ran:

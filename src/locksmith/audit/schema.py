@@ -63,11 +63,17 @@ class AuditFileError(ValueError):
 # --- inputs: the prior, the tuning, the training recipe -------------------------------------
 
 class PriorRecord(Record):
-    """The prior every adapted arm starts from; ``pretrain_seconds`` None when not measured here."""
+    """The prior every adapted arm starts from; ``pretrain_seconds`` None when not measured here.
+
+    ``kind`` is ``lerobot`` for a LeRobot policy's checkpoint (`locksmith.audit.priors`); then
+    ``scratch_architecture`` names our policy whose architecture the scratch arm trains.
+    """
 
     checkpoint: str
     cached: bool
-    source: str = "checkpoint"  # published | checkpoint | pretrained by the plan
+    source: str = "checkpoint"  # published | checkpoint | pretrained by the plan | LeRobot act checkpoint
+    kind: Literal["locksmith", "lerobot"] = "locksmith"
+    scratch_architecture: str | None = None
     pretrain_seconds: float | None = None
     robots: tuple[str, ...] = ()
     tasks: tuple[str, ...] = ()
@@ -77,8 +83,10 @@ class PriorRecord(Record):
     def from_info(cls, info: dict) -> PriorRecord:
         """From `run.ensure_prior`'s dict; its other keys (loss, throughput) stay in prior.json."""
         return cls(checkpoint=str(info["checkpoint"]), cached=bool(info["cached"]),
-                   source=str(info.get("source", "checkpoint")), pretrain_seconds=info.get("pretrain_seconds"), robots=tuple(info.get("robots") or ()),
-                   tasks=tuple(info.get("tasks") or ()), weights_sha256=info.get("weights_sha256"))
+                   source=str(info.get("source", "checkpoint")), kind=info.get("kind", "locksmith"),
+                   scratch_architecture=info.get("scratch_architecture"), pretrain_seconds=info.get("pretrain_seconds"),
+                   robots=tuple(info.get("robots") or ()), tasks=tuple(info.get("tasks") or ()),
+                   weights_sha256=info.get("weights_sha256"))
 
 
 class TuningRecord(Record):

@@ -45,6 +45,7 @@ from locksmith.audit.schema import (
     Verdict,
 )
 from locksmith.policy.adapters import RECIPES
+from locksmith.train.lerobot_prior import LEROBOT_ARMS
 
 GOAL = {"demos_gain": 10.0, "demos_gain_lower": 5.0, "wallclock_gain": 5.0}
 N_BOOT = 2000
@@ -65,6 +66,8 @@ def arm_description(arm: str) -> str:
     """What the arm trains, in words (the recipe's own description)."""
     if arm in RECIPES:
         return RECIPES[arm].description
+    if arm in LEROBOT_ARMS:
+        return LEROBOT_ARMS[arm]
     return {"act": "LeRobot's ACT, every weight from random init (peer baseline)"}.get(arm, arm)
 
 
@@ -372,12 +375,13 @@ def format_table(audit: AuditResult) -> str:
         unit = "success" if t.higher_is_better else "error"
         lines += ["", f"{name} ({t.robot}/{t.task}, threshold {t.threshold:.3g} = {t.threshold_rule}; "
                       f"baseline {t.baseline.name}, headline {t.headline_arm})"]
-        lines.append(f"  {'arm':<10}" + "".join(f"{'n=' + str(b):>9}" for b in t.budgets)
+        width = max(10, 2 + max(map(len, t.arms)))  # lerobot_finetune is wider than our recipes
+        lines.append(f"  {'arm':<{width}}" + "".join(f"{'n=' + str(b):>9}" for b in t.budgets)
                      + f"{'seeds':>7}{'demos→thr':>12}{'train s@max':>13}")
         for arm, r in t.arms.items():
             cells = "".join(f"{m[0]:>9.3f}" if (m := r.curve.at(b)) else f"{'-':>9}" for b in t.budgets)
             seconds = r.train_seconds[max(r.curve.budgets)]
-            lines.append(f"  {arm:<10}{cells}{r.curve.n_seeds:>7}{r.crossing.text():>12}{seconds:>13.0f}")
+            lines.append(f"  {arm:<{width}}{cells}{r.curve.n_seeds:>7}{r.crossing.text():>12}{seconds:>13.0f}")
         lines.append(f"  ({unit} per budget, mean over seeds; wall-clock gain, adaptation only: "
                      f"{t.wallclock_gain.text}; with pretraining amortized: {t.wallclock_gain_amortized.text})")
         if t.cost is not None:

@@ -36,10 +36,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from locksmith.atomic import write_json_atomic
+from locksmith.audit.plan import PEER_ARMS
+from locksmith.train.lerobot_prior import LEROBOT_ARMS
 
 log = logging.getLogger(__name__)
 
 RESULT_FILE = "result.json"
+ACT_ARMS = (*PEER_ARMS, *LEROBOT_ARMS)  # the arms `train_act_peer` trains
 PATH_FIELDS = ("run_dir", "threads", "prior", "dataset", "spec_path")  # where things are, not what they are
 
 
@@ -48,13 +51,13 @@ class RunSpec:
     """Everything one run needs; picklable, so it travels to a worker process or a Ray node."""
 
     target: str
-    arm: str  # scratch, act, or an adapter recipe
+    arm: str  # scratch, act, an adapter recipe, or lerobot_finetune (a LeRobot prior's)
     budget: int  # demonstrations
     seed: int  # training seed (demo subset, initialisation, batches)
     robot: str  # the embodiment's name
     task: str
     metric: str  # success | offline_action_error
-    prior: str  # prior checkpoint folder (scratch and act use only its architecture)
+    prior: str  # prior checkpoint folder (scratch and act use only its architecture; `audit.priors`)
     prior_digest: str  # sha256 of what the arm takes from the prior (weights, or config + instructions)
     dataset: str  # the target's demonstrations
     dataset_fingerprint: str  # content hash of the dataset's data files
@@ -139,16 +142,8 @@ def _train(spec: RunSpec, work: Path) -> tuple[Path, dict, list[dict]]:
     config = TrainConfig(steps=spec.steps, batch_size=spec.batch_size, lr=spec.lr, seed=spec.seed,
                          weight_decay=spec.weight_decay, warmup_steps=spec.warmup_steps,
                          grad_clip=spec.grad_clip, schedule=spec.schedule, checkpoint_every=spec.steps)
-    if spec.arm == "act":
-        from locksmith.train.act_peer import train_act_peer
-
-        subset = data.subset(list(spec.demo_episodes))
-        record = train_act_peer(subset, work / "act", config=config, checkpoint_steps=spec.checkpoint_steps,
-                                progress=False)
-        record = {**record, "demos": len(spec.demo_episodes), "frames": subset.num_frames}
-        snapshots = [{"step": int(c["step"]), "train_seconds": float(c["train_seconds"]), "path": str(c["path"])}
-                     for c in record.pop("checkpoints")]
-        return work / "act", record, snapshots
+    if spec.arm in ACT_ARMS:
+        return _train_act(spec, data, config, work)
     record = adapt(spec.prior, spec.dataset, spec.arm, work, train_config=config, lora_rank=spec.lora_rank,
                    lora_alpha=spec.lora_alpha, weight=spec.weight, progress=False, data=data, spec=spec.spec_path,
                    episodes=spec.demo_episodes, checked=True, snapshot_steps=spec.checkpoint_steps)
@@ -157,6 +152,29 @@ def _train(spec: RunSpec, work: Path) -> tuple[Path, dict, list[dict]]:
     snapshots.append({"step": spec.steps, "train_seconds": float(record["train_seconds"]),
                       "path": str(work / "policy")})
     return work / "policy", record, snapshots
+
+
+def _train_act(spec: RunSpec, data, config, work: Path) -> tuple[Path, dict, list[dict]]:
+    """The ACT arms, through the one ACT training path (`train_act_peer`): ``act`` from scratch
+    (at the architecture of a LeRobot prior when the audit has one, else at the peer's default
+    size), ``lerobot_finetune`` from the LeRobot prior's weights."""
+    from locksmith.train.act_peer import train_act_peer
+    from locksmith.train.lerobot_checkpoint import is_lerobot_checkpoint
+    from locksmith.train.lerobot_prior import load_lerobot_prior, read_architecture
+
+    if spec.arm in LEROBOT_ARMS:
+        options = {"prior": load_lerobot_prior(spec.prior)}
+    elif is_lerobot_checkpoint(spec.prior):
+        options = read_architecture(spec.prior)
+    else:
+        options = {}
+    subset = data.subset(list(spec.demo_episodes))
+    record = train_act_peer(subset, work / "act", config=config, checkpoint_steps=spec.checkpoint_steps,
+                            progress=False, **options)
+    record = {**record, "demos": len(spec.demo_episodes), "frames": subset.num_frames}
+    snapshots = [{"step": int(c["step"]), "train_seconds": float(c["train_seconds"]), "path": str(c["path"])}
+                 for c in record.pop("checkpoints")]
+    return work / "act", record, snapshots
 
 
 def _evaluate(spec: RunSpec, checkpoint: Path | str) -> dict:

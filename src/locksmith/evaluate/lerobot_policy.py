@@ -26,7 +26,6 @@ Loading checks, each failure a `CheckpointError` naming the file and the field:
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -39,12 +38,20 @@ import torch
 from locksmith.embodiment.registry import load_robot_spec
 from locksmith.embodiment.spec import EmbodimentSpec
 from locksmith.policy.policy import CheckpointError
+from locksmith.train.lerobot_checkpoint import (
+    CONFIG_FILE,
+    TRAIN_CONFIG_FILE,
+    WEIGHTS_FILE,
+    is_lerobot_checkpoint,
+    load_policy_weights,
+    read_policy_config,
+    read_raw_config,
+    training_dataset,
+)
+from locksmith.train.lerobot_checkpoint import read_json as _read_json
 
 log = logging.getLogger(__name__)
 
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
-TRAIN_CONFIG_FILE = "train_config.json"
 PREPROCESSOR_FILE = "policy_preprocessor.json"
 POSTPROCESSOR_FILE = "policy_postprocessor.json"
 UNNORMALIZER = "unnormalizer_processor"
@@ -52,29 +59,6 @@ IMAGE_PREFIX = "observation.images."
 CHUNK_TYPES = ("act",)
 """Policy types whose ``predict_action_chunk`` reads a batch of current observations and nothing
 else, so that environments at different steps of their episodes share one call."""
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        raise CheckpointError(f"{path}: cannot be read ({' '.join(str(err).split())[:200]})") from None
-    if not isinstance(data, dict):
-        raise CheckpointError(f"{path}: expected a JSON object, got {type(data).__name__}")
-    return data
-
-
-def is_lerobot_checkpoint(path: str | Path | None) -> bool:
-    """Whether ``path`` holds a plain LeRobot checkpoint: a ``config.json`` with a policy ``type``
-    and no locksmith ``embodiments`` (an ACT peer folder, which is one too, is told apart by
-    `locksmith.evaluate.act_agent.is_act_checkpoint` first)."""
-    if path is None or not (Path(path) / CONFIG_FILE).is_file():
-        return False
-    try:
-        config = json.loads((Path(path) / CONFIG_FILE).read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(config, dict) and isinstance(config.get("type"), str) and "embodiments" not in config
 
 
 def checkpoint_action_stats(directory: str | Path) -> dict[str, np.ndarray]:
@@ -218,14 +202,10 @@ def _check_training_dataset(directory: Path, spec: EmbodimentSpec) -> None:
     from locksmith.data.record import META_FILE, dataset_features
 
     train_config = directory / TRAIN_CONFIG_FILE
-    if not train_config.is_file():
-        return
-    dataset = _read_json(train_config).get("dataset")
-    root = dataset.get("root") if isinstance(dataset, dict) else None
-    if not isinstance(root, str) or not (Path(root) / "meta" / "info.json").is_file():
+    root = training_dataset(directory)
+    if root is None:
         log.info("%s: the training dataset is not on disk; its feature names are not compared", train_config)
         return
-    root = Path(root)
     meta = _read_json(root / META_FILE) if (root / META_FILE).is_file() else {}
     if meta.get("robot") not in (None, spec.name):
         raise CheckpointError(f"{train_config}: dataset.root {root} holds demos of robot {meta['robot']!r}, "
@@ -245,19 +225,11 @@ def load_lerobot_policy(directory: str | Path, robot: str) -> LeRobotPolicy:
     Raises:
         CheckpointError: a missing or damaged file, a field that does not fit the robot.
     """
-    from lerobot.configs.policies import PreTrainedConfig
-    from lerobot.policies.factory import get_policy_class, make_pre_post_processors
-    from safetensors.torch import load_model
+    from lerobot.policies.factory import make_pre_post_processors
 
     directory = Path(directory)
-    if not directory.is_dir():
-        raise CheckpointError(f"{directory}: checkpoint folder not found")
-    raw = _read_json(directory / CONFIG_FILE)
-    kind = raw.get("type")
-    known = sorted(PreTrainedConfig.get_known_choices())
-    if kind not in known:
-        raise CheckpointError(f"{directory / CONFIG_FILE}: type: {kind!r} is not a LeRobot policy type; "
-                              f"known: {', '.join(known)}")
+    raw = read_raw_config(directory)
+    kind = raw["type"]
     if kind not in CHUNK_TYPES:
         raise CheckpointError(f"{directory / CONFIG_FILE}: type: {kind!r}; `locksmith eval` runs "
                               f"{', '.join(CHUNK_TYPES)} checkpoints; evaluate this one with lerobot-eval "
@@ -270,24 +242,10 @@ def load_lerobot_policy(directory: str | Path, robot: str) -> LeRobotPolicy:
         if not (directory / name).is_file():
             raise CheckpointError(f"{directory}: incomplete LeRobot checkpoint (no {name})")
     spec = load_robot_spec(robot)
-    try:
-        config = PreTrainedConfig.from_pretrained(directory)
-    except Exception as err:  # draccus raises many kinds for a damaged config
-        message = " ".join(str(err).split())[:300]
-        raise CheckpointError(f"{directory / CONFIG_FILE}: cannot be read ({type(err).__name__}: {message})") from None
+    config = read_policy_config(directory)
     image_size = _check_features(config, spec, directory / CONFIG_FILE)
     _check_training_dataset(directory, spec)
-    config.device = "cpu"
-    if getattr(config, "pretrained_backbone_weights", None) is not None:
-        config.pretrained_backbone_weights = None  # the trained backbone is in the weights; nothing to download
-    policy = get_policy_class(config.type)(config)
-    try:
-        # lerobot's `from_pretrained` loads non-strictly: a damaged file must fail here.
-        load_model(policy, directory / WEIGHTS_FILE, strict=True, device="cpu")
-    except Exception as err:  # safetensors / torch raise their own kinds
-        raise CheckpointError(f"{directory / WEIGHTS_FILE}: cannot be loaded ({type(err).__name__}: "
-                              f"{str(err).strip().splitlines()[-1][:300]})") from None
-    policy.eval()
+    policy = load_policy_weights(config, directory)
     stats = checkpoint_action_stats(directory)
     try:
         preprocessor, postprocessor = make_pre_post_processors(

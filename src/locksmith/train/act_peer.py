@@ -10,42 +10,8 @@ scene and the task, the task as the cube and pad the instruction names:
                                           ▼                      ▼                 │   ─► unnormalize ─► native
     instruction ──────► named_features (B, 12) ─► concat (B, E + 12) ─► normalize ─┘       units
 
-ACT 0.6.1 reads exactly two vector inputs, ``observation.state`` and one ``ENV`` feature (the
-batch key ``observation.environment_state``; `ACT.forward` builds one encoder token from each),
-so the task goes in as the last `NAMED_DIM` = 12 columns of ACT's ``observation.environment_state``:
-
-    one-hot of the named object (3) | one-hot of the named pad (2) |
-    the named object's x, y, z, half_size (4) | the named pad's x, y, z (3)
-
-all zero where the instruction names none (``lift`` names no pad; free-form text names nothing).
-`locksmith.data.targets.named_entities` reads them off the frame's instruction text and its own
-environment state (colour word → the entity of that colour), exactly what a policy sees at
-inference, no privileged target label; training computes them per frame from the frame's task
-text, `ActPeer.predict_action_chunk(state, environment_state, instructions)` the same way per row.
-
-Why this input (measured on panda ``lift``, 2026-12; chance is 1/3; "new layouts" are evaluation
-seeds disjoint from the demos', each layout run with each of its three cubes named; the cube
-counted is the one nearest the TCP when the gripper first closes, ``tests/train/test_act_task.py``):
-
-    ACT's extra ENV columns                          tiny size (the test's), default size, 2,000 steps,
-                                                     8 layouts × 3 namings, 120 recorded-style demos
-                                                     300 steps              (one naming per layout)
-    none (instruction-blind)                         16/48                  chance by construction
-    pooled sentence embedding (384; the previous)    15/48                  19-21/48 (6,000 steps)
-    one-hot of the named object and pad (5)          16/48                  17/48
-    one-hot + embedding                              18/48                  -
-    one-hot + the named object's and pad's fields    42, 42, 44/48          46/48
-      (12; this module)                              (seeds 0, 1, 2)
-    the same + embedding                             31, 26, 30/48          45/48
-
-A one-hot says which entity is meant but leaves ACT to select that entity's position out of its
-one environment token, a multiplicative gating its linear token projection does not learn at
-these sizes (our reading); the named entity's own fields hand it the target as a single-object
-scene would. The sentence embedding is dropped: beside the named entities it cost 11-16 of 48 at
-the small budget (384 columns constant per text give ACT another way to fit the training layouts)
-and gained nothing at 120 demos, and alone it never generalized; dropping it also keeps the
-sentence encoder out of the ACT arm. The price: on free-form text that `named_entities` cannot
-parse, ACT is task-blind (our policy still reads the words), and training logs a warning.
+ACT 0.6.1 reads exactly two vector inputs, so the task goes in as the last `NAMED_DIM` = 12
+columns of its ``observation.environment_state``: `locksmith.train.act_inputs` says which and why.
 
 Actions are absolute, as lerobot's ACT predicts them (our policy may predict joint targets
 relative to the joint state: that is part of what the comparison measures).
@@ -104,11 +70,13 @@ import torch
 from locksmith.atomic import swap_into_place
 from locksmith.data.loading import Demonstrations
 from locksmith.data.mixture import ChunkSampler
-from locksmith.data.targets import N_OBJECTS, N_PADS, OBJECT_FIELDS, PAD_FIELDS, named_entity_indices, named_one_hot
+from locksmith.data.targets import N_OBJECTS
 from locksmith.embodiment.spec import EmbodimentSpec
 from locksmith.policy.config import EmbodimentConfig
 from locksmith.policy.normalize import EPS
 from locksmith.policy.policy import STATS_FILE
+from locksmith.train.act_inputs import NAMED_DIM, NAMED_ENCODING, NAMED_KEY, feature_stats, named_features
+from locksmith.train.lerobot_prior import LeRobotPrior
 from locksmith.train.loop import TrainConfig, lr_lambda, make_optimizer
 
 log = logging.getLogger(__name__)
@@ -118,16 +86,6 @@ MARKER_FILE = "locksmith_peer.json"
 SPEC_FILE = "spec.yaml"
 INPUT_KEYS = ("observation.state", "observation.environment_state")
 TRAIN_KEYS = (*INPUT_KEYS, "action", "action_is_pad")
-NAMED_KEY = "observation.named_entities"
-"""The stats key of the named-entity columns (ACT's ENV input is ``environment_state ⊕ named_features``)."""
-NAMED_OBJECT_FIELDS, NAMED_PAD_FIELDS = 4, 3  # x, y, z, half_size of the named object; x, y, z of the named pad
-NAMED_DIM = N_OBJECTS + N_PADS + NAMED_OBJECT_FIELDS + NAMED_PAD_FIELDS
-"""Width of `named_features`: one-hot object (3), one-hot pad (2), the named object's and pad's fields (4 + 3)."""
-NAMED_ENCODING = {"source": "locksmith.data.targets.named_entities", "dim": NAMED_DIM,
-                  "columns": [f"object{i}.named" for i in range(N_OBJECTS)] + [f"pad{j}.named" for j in range(N_PADS)]
-                  + ["named_object.x", "named_object.y", "named_object.z", "named_object.half_size",
-                     "named_pad.x", "named_pad.y", "named_pad.z"]}
-"""Recorded in the marker: what the named-entity columns hold."""
 
 DEFAULT_SIZE: dict[str, Any] = {
     "dim_model": 128, "n_heads": 4, "dim_feedforward": 384,
@@ -137,38 +95,16 @@ DEFAULT_SIZE: dict[str, Any] = {
 
 SIZE_FIELDS = ("dim_model", "n_heads", "dim_feedforward", "feedforward_activation", "pre_norm",
                "n_encoder_layers", "n_decoder_layers", "use_vae", "latent_dim", "n_vae_encoder_layers",
-               "dropout", "kl_weight")
-"""The `ACTConfig` fields a caller may set through ``**size``."""
+               "dropout", "kl_weight", "chunk_size", "n_action_steps")
+"""The `ACTConfig` fields a caller may set through ``**size`` (``chunk_size`` and
+``n_action_steps`` default to the spec's, `EmbodimentConfig.from_spec`; a LeRobot prior sets them
+all, `locksmith.train.lerobot_prior.ARCHITECTURE_FIELDS`)."""
 
 
 def _stats_to_json(stats: Mapping[str, Mapping[str, Mapping[str, np.ndarray]]]) -> str:
     return json.dumps({r: {f: {k: np.asarray(v).tolist() for k, v in s.items()} for f, s in st.items()}
                        for r, st in stats.items()})
 
-
-def named_features(instructions: Sequence[str], environment_state: np.ndarray) -> np.ndarray:
-    """The named cube and pad as ACT input columns (N, NAMED_DIM) float32, per frame.
-
-    ``[one-hot object (3) | one-hot pad (2) | named object x, y, z, half_size | named pad x, y, z]``
-    from `locksmith.data.targets.named_entity_indices` (the instruction's colour words matched in
-    the frame's own scene); a cube or pad the text does not name (free-form text, ``lift``'s
-    missing pad) gives zeros in its columns.
-    """
-    x = np.asarray(environment_state, dtype=np.float32)  # (N, E)
-    objects, pads = named_entity_indices(instructions, x)
-    rows = np.arange(len(x))
-    o_end = N_OBJECTS * OBJECT_FIELDS
-    obj = x[:, :o_end].reshape(-1, N_OBJECTS, OBJECT_FIELDS)[rows, np.maximum(objects, 0), :NAMED_OBJECT_FIELDS]
-    pad = x[:, o_end:o_end + N_PADS * PAD_FIELDS].reshape(-1, N_PADS, PAD_FIELDS)[rows, np.maximum(pads, 0),
-                                                                                    :NAMED_PAD_FIELDS]
-    return np.concatenate([named_one_hot(objects, pads), obj * (objects >= 0)[:, None],
-                           pad * (pads >= 0)[:, None]], axis=1).astype(np.float32)  # (N, NAMED_DIM)
-
-
-def feature_stats(x: np.ndarray) -> dict[str, np.ndarray]:
-    """Mean/std/min/max over the rows of ``x`` (N, D), as float64."""
-    x = np.asarray(x, dtype=np.float64)
-    return {"mean": x.mean(0), "std": x.std(0), "min": x.min(0), "max": x.max(0)}
 
 
 def processor_stats(stats: Mapping[str, Mapping[str, np.ndarray]]) -> dict[str, dict[str, np.ndarray]]:
@@ -300,19 +236,18 @@ def build_act_peer(spec: EmbodimentSpec, stats: Mapping[str, Mapping[str, np.nda
         raise ValueError(f"unknown ACT size field(s) {unknown}; known: {list(SIZE_FIELDS)}")
     normalizer_stats = processor_stats(stats)  # raises when a feature is missing
     emb = EmbodimentConfig.from_spec(spec)
+    size = {"chunk_size": emb.chunk_size, "n_action_steps": emb.n_action_steps, **DEFAULT_SIZE, **size}
     config = ACTConfig(
         input_features={
             "observation.state": PolicyFeature(FeatureType.STATE, (spec.state_dim,)),
             "observation.environment_state": PolicyFeature(FeatureType.ENV, (env_dim + NAMED_DIM,)),
         },
         output_features={"action": PolicyFeature(FeatureType.ACTION, (spec.action_dim,))},
-        chunk_size=emb.chunk_size,
-        n_action_steps=emb.n_action_steps,
         normalization_mapping={"STATE": NormalizationMode.MEAN_STD, "ENV": NormalizationMode.MEAN_STD,
                                "ACTION": NormalizationMode.MEAN_STD},
         pretrained_backbone_weights=None,  # no images: no backbone is built (and nothing to download)
         device="cpu",
-        **{**DEFAULT_SIZE, **size},
+        **size,
     )
     policy = ACTPolicy(config)
     preprocessor, postprocessor = make_act_pre_post_processors(config, normalizer_stats)
@@ -327,8 +262,10 @@ def intermediate_checkpoint(out: str | Path, step: int) -> Path:
 
 
 def train_act_peer(demos: Demonstrations, out: str | Path, config: TrainConfig,
-                   checkpoint_steps: Sequence[int] = (), progress: bool = False, **size: Any) -> dict:
-    """Train LeRobot's ACT from scratch on ``demos`` and write its checkpoint folder to ``out``.
+                   checkpoint_steps: Sequence[int] = (), progress: bool = False,
+                   prior: LeRobotPrior | None = None, **size: Any) -> dict:
+    """Train LeRobot's ACT on ``demos`` and write its checkpoint folder to ``out``: from scratch,
+    or, with ``prior``, fine-tuned from a LeRobot ACT checkpoint (``lerobot_finetune``).
 
     Args:
         demos: one robot's demos (already the budgeted subset; ``demos.stats`` normalizes).
@@ -340,17 +277,24 @@ def train_act_peer(demos: Demonstrations, out: str | Path, config: TrainConfig,
             `intermediate_checkpoint(out, k)`; those outside ``1 .. steps - 1`` are ignored (as
             `loop.train`'s ``snapshot_steps``), the final checkpoint being ``out``.
         progress: show a progress bar.
+        prior: a LeRobot ACT read by `load_lerobot_prior`: the architecture is its
+            (``size`` must be empty) and every weight but the robot's own input and output
+            projections starts from it (`LeRobotPrior.initialise`); the rest as from scratch.
         size: `ACTConfig` size fields (see `SIZE_FIELDS`), over `DEFAULT_SIZE`.
 
     Returns:
         ``{"wallclock_seconds", "train_seconds", "parameters", "final_loss", "final_l1_loss", "steps",
         "batch_size", "samples_per_s", "checkpoints"}``; ``final_loss`` is ACT's loss (L1 +
         kl_weight · KL) at the last step; ``checkpoints`` is ``[{"step", "train_seconds", "path"}]``
-        in step order, ``out`` last, ``train_seconds`` counting optimisation only (no saving).
+        in step order, ``out`` last, ``train_seconds`` counting optimisation only (no saving);
+        with ``prior``, also ``"prior"``: `LeRobotPrior.record` and the weights copied and new.
     """
     import lerobot
     from tqdm import tqdm
 
+    if prior is not None and size:
+        raise ValueError(f"a prior fixes the architecture; got size fields {sorted(size)} as well")
+    size = dict(prior.architecture) if prior is not None else size
     out = Path(out)
     spec = demos.spec
     env_dim = demos.arrays["observation.environment_state"].shape[1]
@@ -367,6 +311,11 @@ def train_act_peer(demos: Demonstrations, out: str | Path, config: TrainConfig,
     torch.manual_seed(config.seed)  # the initialisation is part of the seeded run
     peer = build_act_peer(spec, stats, env_dim, **size)
     policy = peer.policy
+    initialised = None
+    if prior is not None:  # after the seeded build: the new projections are the seed's, the rest the prior's
+        copy = prior.initialise(policy)
+        initialised = {**prior.record(), "copied_parameters": copy["copied_parameters"],
+                       "new_parameters": copy["new_parameters"], "new": copy["new"]}
     # ACT reads no language tokens: the sampler gets a one-number placeholder per text.
     sampler = ChunkSampler(demos, peer.chunk_size, {t: (np.zeros((1, 1), np.float32), np.zeros(1, bool))
                                                     for t in texts})
@@ -376,8 +325,9 @@ def train_act_peer(demos: Demonstrations, out: str | Path, config: TrainConfig,
     resolved = {"lerobot_policy": "act", "size": {**DEFAULT_SIZE, **size}, "train": asdict(config),
                 "checkpoint_steps": wanted, "chunk_size": peer.chunk_size, "n_action_steps": peer.n_action_steps,
                 "instructions": texts, "named_entities": NAMED_ENCODING, "named_frames": parsed,
-                "parameters": peer.num_parameters()}
-    log.info("ACT peer for %s: %s", spec.name, json.dumps(resolved))
+                "parameters": peer.num_parameters(), "prior": initialised}
+    log.info("ACT %s for %s: %s", "fine-tuned from a LeRobot prior" if prior else "peer", spec.name,
+             json.dumps(resolved))
     extra = {"lerobot_version": lerobot.__version__, "train": resolved,
              "data": {"root": str(demos.root), "fingerprint": demos.fingerprint, "episodes": demos.num_episodes,
                       "frames": demos.num_frames}}
@@ -423,6 +373,8 @@ def train_act_peer(demos: Demonstrations, out: str | Path, config: TrainConfig,
                           "final_l1_loss": summary["final_l1_loss"]})
     checkpoints.append({"step": config.steps, "train_seconds": train_seconds, "path": str(out)})
     summary["checkpoints"] = checkpoints
+    if initialised is not None:
+        summary["prior"] = initialised
     summary["wallclock_seconds"] = time.perf_counter() - start
     return summary
 

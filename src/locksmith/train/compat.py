@@ -5,6 +5,7 @@ Each item gets a verdict: ``ok``, ``warning`` (adaptation may still work; read i
 
 | item | what is compared |
 |---|---|
+| lerobot_metadata | the dataset agrees with its own LeRobot metadata (`locksmith.data.metadata`) |
 | dataset | the dataset loads: shapes match the spec, no NaN/Inf, stats present, episodes > 0 |
 | action_layout | action dims and kinds of the spec against the data and the prior's robots |
 | control_rate | the spec's control rate against the dataset's fps |
@@ -24,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from locksmith.data.loading import DatasetError, Demonstrations, load_demonstrations
+from locksmith.data.metadata import INFO_FILE, check_dataset_metadata
 from locksmith.embodiment.spec import EmbodimentSpec, SpecError
 from locksmith.policy.policy import CrossEmbodimentPolicy
 
@@ -83,6 +85,7 @@ def check_compatibility(prior: CrossEmbodimentPolicy, prior_dir: str | Path, dat
         add(CheckItem("prior_metadata", "error", "the prior has no embodiment specs beside its weights"))
     else:
         add(CheckItem("prior_metadata", "ok", f"stats and specs of {sorted(prior.specs)}"))
+    _check_lerobot_metadata(dataset, add)
     try:
         demos = load_demonstrations(dataset, spec)
     except (DatasetError, SpecError) as err:
@@ -99,6 +102,18 @@ def check_compatibility(prior: CrossEmbodimentPolicy, prior_dir: str | Path, dat
     _check_prior_stats(prior, demos, add)
     _check_constant(demos, add)
     return CompatibilityReport(str(prior_dir), str(dataset), spec.name, items, demos)
+
+
+def _check_lerobot_metadata(dataset: str | Path, add) -> None:
+    """The dataset against its own metadata; a folder without info.json is the dataset item's to explain."""
+    if not (Path(dataset) / INFO_FILE).is_file():
+        return
+    report = check_dataset_metadata(dataset)
+    if report.ok:
+        add(CheckItem("lerobot_metadata", "ok", f"info.json, stats.json and meta/episodes agree with the data "
+                                                f"({report.episodes} episodes, {report.frames} frames)"))
+    for line in report.lines():
+        add(CheckItem("lerobot_metadata", "error", line))
 
 
 def _check_features(demos: Demonstrations, add) -> None:

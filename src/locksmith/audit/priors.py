@@ -1,0 +1,263 @@
+"""The audit's prior, and what each arm takes from it.
+
+A plan's prior is locksmith's own policy (the published prior, a checkpoint, or the plan's
+pretraining stage) or a LeRobot ACT (``prior.checkpoint`` naming a ``lerobot-train``
+``pretrained_model`` folder, told apart by its ``config.json`` as `locksmith eval` tells them
+apart, `locksmith.train.lerobot_checkpoint.is_lerobot_checkpoint`). Each arm starts from:
+
+    prior kind   adapted arms                     scratch                        act (peer baseline)
+    locksmith    head, token, lora, full: the     the prior's architecture,      LeRobot's ACT at the peer's
+                 prior's weights                  random init                    default size, random init
+    lerobot      lerobot_finetune: the prior's    the published prior's          the prior's ACT architecture
+                 weights (`train.lerobot_prior`)  architecture, random init      (sizes, chunk), random init
+
+so in a LeRobot-prior audit the two ACT arms differ in their starting weights only, and our own
+policy from scratch stays beside them as a second baseline.
+
+Every run's key holds a digest of what its arm takes from the prior (`ArmSources.digest`): the
+weights for the adapted arms (for a LeRobot prior: its ``config.json`` and ``model.safetensors``),
+the architecture for the others, never a folder path. A folder re-pointed at other weights gives
+new runs instead of stale ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from locksmith.audit.plan import PEER_ARMS, PlanError, TransferPlan
+from locksmith.policy.adapters import RECIPES
+from locksmith.train.lerobot_prior import LEROBOT_ARMS
+
+log = logging.getLogger(__name__)
+
+PriorKind = Literal["locksmith", "lerobot"]
+ARCHITECTURE_ONLY_ARMS = ("scratch", "act")  # arms that use no prior weights
+
+
+class AuditError(ValueError):
+    """The audit cannot run as planned (an incompatible target, too few demos, ...)."""
+
+
+def folder_digest(folder: Path, names: tuple[str, ...] | None = None) -> str:
+    """sha256 over the files of a checkpoint folder (``names`` only, when given), names included."""
+    folder = Path(folder)
+    digest = hashlib.sha256()
+    paths = ([folder / n for n in names] if names is not None
+             else sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")))
+    for path in paths:
+        digest.update(str(path.relative_to(folder)).encode())
+        digest.update(path.read_bytes() if path.is_file() else b"")
+    return digest.hexdigest()
+
+
+def prior_architecture(prior_dir: Path) -> str:
+    """What a scratch arm takes from the prior: its config and instruction cache, hashed."""
+    return "architecture:" + folder_digest(prior_dir, ("config.json", "instructions.safetensors"))[:16]
+
+
+def lerobot_architecture(prior_dir: Path) -> str:
+    """What the ``act`` arm takes from a LeRobot prior: its ACT architecture, hashed."""
+    from locksmith.train.lerobot_prior import read_architecture
+
+    text = json.dumps(read_architecture(prior_dir), sort_keys=True)
+    return "architecture:lerobot:" + hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def check_recipes_fit_prior(plan: TransferPlan, kind: PriorKind, source: str) -> None:
+    """Refuse recipes the prior cannot run: our keys on a LeRobot policy, `LEROBOT_ARMS` on ours.
+
+    A LeRobot prior is also measured against LeRobot's ACT trained from scratch with its own
+    architecture, so it needs ``peer_baseline: act``.
+
+    Raises:
+        PlanError: one line naming ``source`` (the plan file) and the field.
+    """
+    if kind == "lerobot":
+        ours = [r for r in plan.recipes if r not in LEROBOT_ARMS]
+        if ours:
+            raise PlanError(f"{source}: recipes: {ours[0]!r} is a key of locksmith's own policy, but prior.checkpoint "
+                            f"{plan.prior.checkpoint} is a LeRobot policy; its arm is "
+                            f"{' or '.join(LEROBOT_ARMS)}")
+        if plan.peer_baseline != "act":
+            raise PlanError(f"{source}: peer_baseline: {plan.peer_baseline!r}; a LeRobot prior is measured against "
+                            "LeRobot's ACT trained from scratch with the same architecture (peer_baseline: act)")
+        return
+    theirs = [r for r in plan.recipes if r in LEROBOT_ARMS]
+    if theirs:
+        what = (f"prior.checkpoint {plan.prior.checkpoint} is a locksmith checkpoint"
+                if plan.prior is not None and plan.prior.checkpoint is not None
+                else "the prior is locksmith's own policy")
+        raise PlanError(f"{source}: recipes: {theirs[0]!r} fine-tunes a LeRobot policy, but {what}; name "
+                        f"{', '.join(r for r in RECIPES if r != 'scratch')}, or give a LeRobot checkpoint as "
+                        "prior.checkpoint")
+
+
+def prior_kind(plan: TransferPlan) -> PriorKind:
+    """``lerobot`` when ``prior.checkpoint`` is a LeRobot policy's folder, else ``locksmith``."""
+    from locksmith.train.lerobot_checkpoint import is_lerobot_checkpoint
+
+    section = plan.prior
+    if section is not None and section.checkpoint is not None and is_lerobot_checkpoint(section.checkpoint):
+        return "lerobot"
+    return "locksmith"
+
+
+@dataclass(frozen=True)
+class CheckedPrior:
+    """What `check_prior` loaded before anything was written.
+
+    Attributes:
+        kind: the prior's kind.
+        prior_dir / prior: our policy that scratch's architecture comes from and every target is
+            checked against: the prior itself, or the published prior for a LeRobot prior; None
+            when the plan pretrains its own.
+        lerobot: the LeRobot prior (`train.lerobot_prior.LeRobotPrior`), read and checked.
+    """
+
+    kind: PriorKind
+    prior_dir: Path | None
+    prior: object | None
+    lerobot: object | None = None
+
+
+def check_prior(plan: TransferPlan, source: str) -> CheckedPrior:
+    """Load and check the plan's prior, and that the plan's recipes fit its kind.
+
+    Raises:
+        PlanError: naming ``source`` (the plan file) and the field.
+    """
+    from locksmith.policy.policy import CheckpointError, CrossEmbodimentPolicy
+    from locksmith.priors import shipped_prior
+
+    kind = prior_kind(plan)
+    check_recipes_fit_prior(plan, kind, source)
+    section = plan.prior
+    lerobot = None
+    if kind == "lerobot":
+        from locksmith.train.lerobot_prior import load_lerobot_prior
+
+        try:
+            lerobot = load_lerobot_prior(section.checkpoint)
+        except CheckpointError as err:
+            raise PlanError(f"{source}: prior.checkpoint: {err}") from None
+    elif section is not None and section.checkpoint is None:
+        return CheckedPrior(kind, None, None)  # the plan's own pretraining stage: built later
+    try:
+        prior_dir = shipped_prior() if section is None or kind == "lerobot" else Path(section.checkpoint)
+        return CheckedPrior(kind, prior_dir, CrossEmbodimentPolicy.from_pretrained(prior_dir), lerobot)
+    except CheckpointError as err:
+        where = "prior.checkpoint" if section is not None and kind == "locksmith" else "the published prior"
+        raise PlanError(f"{source}: {where}: {err}") from None
+
+
+def ensure_prior(plan: TransferPlan, out: Path, progress: bool = True) -> tuple[Path, dict]:
+    """The prior's checkpoint folder and what is known of it: the published prior when the plan
+    names none, a named checkpoint (ours or a LeRobot ACT), or the plan's pretraining stage,
+    built by `build_prior` (the path `locksmith pretrain` takes) into the user cache, keyed by
+    its settings."""
+    from locksmith.policy.policy import CheckpointError
+    from locksmith.priors import cache_dir, shipped_prior, shipped_record
+    from locksmith.train.loop import TrainConfig
+    from locksmith.train.prior import PRETRAIN_RECORD, PriorRecipe, build_prior
+
+    section = plan.prior
+    if section is None:
+        try:
+            path = shipped_prior()
+        except CheckpointError as err:
+            raise AuditError(str(err)) from None
+        record = shipped_record()
+        return path, {"checkpoint": str(path), "source": "published", "cached": True,
+                      "pretrain_seconds": record.get("pretrain_seconds"),
+                      "robots": list(record.get("recipe", {}).get("robots", [])),
+                      "tasks": list(record.get("recipe", {}).get("tasks", [])), "weights_sha256": folder_digest(path)}
+    if section.checkpoint is not None:
+        path = Path(section.checkpoint)
+        if prior_kind(plan) == "lerobot":
+            from locksmith.train.lerobot_prior import checkpoint_digest, training_pool
+
+            return path, {"checkpoint": str(path), "source": "LeRobot act checkpoint", "kind": "lerobot",
+                          "cached": True, "pretrain_seconds": None, "weights_sha256": checkpoint_digest(path),
+                          "scratch_architecture": str(shipped_prior()), **training_pool(path)}
+        if not (path / "config.json").is_file():
+            raise PlanError(f"prior.checkpoint: {path} is not a locksmith checkpoint (no config.json)")
+        record = _read_record(path.parent / PRETRAIN_RECORD)
+        return path, {"checkpoint": str(path), "source": "checkpoint", "cached": True,
+                      "pretrain_seconds": record.get("pretrain_seconds"), "weights_sha256": folder_digest(path)}
+    stage = cache_dir() / "priors" / section.cache_key()
+    record_path = stage / PRETRAIN_RECORD
+    cached = record_path.is_file() and (stage / "policy" / "config.json").is_file()
+    if not cached:
+        recipe = PriorRecipe(robots=section.robots, tasks=section.tasks, demos_per_robot=section.demos_per_robot,
+                             weights=section.weights, temperature=section.temperature,
+                             demo_noise=section.demo_noise, trunk=dict(section.trunk))
+        config = TrainConfig(steps=section.steps, batch_size=section.batch_size, lr=section.lr, seed=section.seed,
+                             checkpoint_every=max(50, section.steps // 10))
+        log.info("pretraining the prior into %s", stage)
+        build_prior(recipe, config, stage, resume=True, progress=progress, tune_episodes=section.tune_episodes)
+    record = _read_record(record_path)
+    return stage / "policy", {"checkpoint": str(stage / "policy"), "source": "pretrained by the plan",
+                              "cached": cached, "pretrain_seconds": record.get("pretrain_seconds"),
+                              "robots": list(section.robots), "tasks": list(section.tasks),
+                              "weights_sha256": folder_digest(stage / "policy")}
+
+
+def _read_record(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text()) if path.is_file() else {}
+    except (json.JSONDecodeError, OSError):
+        return {}
+
+
+@dataclass(frozen=True)
+class ArmSources:
+    """Which folder each arm reads and the digest of what it takes from it (`RunSpec.prior`,
+    `RunSpec.prior_digest`).
+
+    Attributes:
+        kind: the prior's kind.
+        prior_dir: the prior the adapted arms start from (ours, or the LeRobot checkpoint).
+        architecture_dir: our policy whose architecture scratch trains (the prior itself, or the
+            published prior beside a LeRobot prior).
+        weights_digest / architecture_digest / act_digest: what the adapted arms, scratch and
+            ACT take.
+    """
+
+    kind: PriorKind
+    prior_dir: Path
+    architecture_dir: Path
+    weights_digest: str
+    architecture_digest: str
+    act_digest: str
+
+    def directory(self, arm: str) -> Path:
+        if arm == "scratch":
+            return self.architecture_dir
+        return self.prior_dir  # a LeRobot prior's ACT architecture is read from it for the act arm too
+
+    def digest(self, arm: str) -> str:
+        if arm == "scratch":
+            return self.architecture_digest
+        if arm in PEER_ARMS:
+            return self.act_digest
+        return self.weights_digest
+
+
+def arm_sources(prior_dir: Path, prior_info: dict, architecture_dir: Path) -> ArmSources:
+    """The sources of every arm, from `ensure_prior`'s folder and record and scratch's architecture."""
+    weights = "weights:" + prior_info["weights_sha256"][:16]
+    if prior_info.get("kind") == "lerobot":
+        return ArmSources("lerobot", Path(prior_dir), Path(architecture_dir), weights,
+                          prior_architecture(architecture_dir), lerobot_architecture(prior_dir))
+    architecture = prior_architecture(prior_dir)
+    return ArmSources("locksmith", Path(prior_dir), Path(prior_dir), weights, architecture, architecture)
+
+
+__all__ = ["ARCHITECTURE_ONLY_ARMS", "LEROBOT_ARMS", "ArmSources", "AuditError", "CheckedPrior", "arm_sources",
+           "check_prior", "ensure_prior", "folder_digest", "lerobot_architecture", "prior_architecture",
+           "prior_kind"]
