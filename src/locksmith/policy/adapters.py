@@ -50,7 +50,7 @@ RECIPES: dict[str, AdapterRecipe] = {
         AdapterRecipe("head", "new stem + head, trunk frozen", True, False, False, False),
         AdapterRecipe("token", "stem + head + embodiment token", True, True, False, False),
         AdapterRecipe("lora", "stem + head + token + LoRA on the trunk", True, True, True, False),
-        AdapterRecipe("full", "everything, L2-SP toward the prior", True, True, False, True),
+        AdapterRecipe("full", "everything, from the prior (L2-SP toward it when λ > 0)", True, True, False, True),
         AdapterRecipe("scratch", "everything, random init (matched baseline)", False, True, False, True),
     )
 }
