@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Literal
 
 from locksmith.audit.plan import PEER_ARMS, PlanError, TransferPlan
+from locksmith.digest import folder_digest
 from locksmith.policy.adapters import RECIPES
 from locksmith.train.lerobot_prior import LEROBOT_ARMS
 
@@ -41,18 +42,6 @@ ARCHITECTURE_ONLY_ARMS = ("scratch", "act")  # arms that use no prior weights
 
 class AuditError(ValueError):
     """The audit cannot run as planned (an incompatible target, too few demos, ...)."""
-
-
-def folder_digest(folder: Path, names: tuple[str, ...] | None = None) -> str:
-    """sha256 over the files of a checkpoint folder (``names`` only, when given), names included."""
-    folder = Path(folder)
-    digest = hashlib.sha256()
-    paths = ([folder / n for n in names] if names is not None
-             else sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")))
-    for path in paths:
-        digest.update(str(path.relative_to(folder)).encode())
-        digest.update(path.read_bytes() if path.is_file() else b"")
-    return digest.hexdigest()
 
 
 def prior_architecture(prior_dir: Path) -> str:

@@ -31,7 +31,6 @@ strictly.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +38,7 @@ from typing import Any
 
 import torch
 
+from locksmith.digest import folder_digest
 from locksmith.policy.policy import CheckpointError
 from locksmith.train.lerobot_checkpoint import (
     CONFIG_FILE,
@@ -76,13 +76,8 @@ def is_prior_weight(name: str) -> bool:
 
 
 def checkpoint_digest(directory: str | Path, names: tuple[str, ...] = DIGEST_FILES) -> str:
-    """sha256 over ``names`` in ``directory`` (the file names included)."""
-    digest = hashlib.sha256()
-    for name in names:
-        path = Path(directory) / name
-        digest.update(name.encode())
-        digest.update(path.read_bytes() if path.is_file() else b"")
-    return digest.hexdigest()
+    """`folder_digest` of ``names`` in ``directory`` (the file names included)."""
+    return folder_digest(directory, names)
 
 
 def training_pool(directory: str | Path) -> dict[str, list[str]]:
