@@ -314,9 +314,9 @@ def target_cost(target, results: Sequence[dict]) -> TargetCost:
     for r in results:
         if r["target"] == target.label:
             train[r["arm"]] += float(r["train_seconds"])
-            evaluation[r["arm"]] += float(r.get("eval_seconds", 0.0))
+            evaluation[r["arm"]] += float(r["eval_seconds"])
             runs[r["arm"]] += 1
-    return TargetCost(recording_seconds=getattr(target, "recording_seconds", None), training_seconds=dict(train),
+    return TargetCost(recording_seconds=target.recording_seconds, training_seconds=dict(train),
                       evaluation_seconds=dict(evaluation), runs=dict(runs))
 
 
