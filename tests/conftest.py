@@ -16,6 +16,18 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
+
+@pytest.fixture
+def out(tmp_path) -> Path:
+    """An output folder that already holds a previous run's files (the bad-input tests check that
+    a refused command leaves them untouched)."""
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / "keep.txt").write_text("a previous run")
+    (folder / "eval.json").write_text('{"previous": true}\n')
+    return folder
+
+
 TINY_ACT = ["--policy.type=act", "--policy.device=cpu", "--policy.push_to_hub=false",
             "--policy.pretrained_backbone_weights=null", "--policy.dim_model=32", "--policy.dim_feedforward=64",
             "--policy.n_heads=2", "--policy.n_encoder_layers=1", "--policy.n_decoder_layers=1",

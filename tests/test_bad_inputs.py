@@ -50,16 +50,6 @@ def fixtures(tmp_path_factory) -> Path:
     return root
 
 
-@pytest.fixture
-def out(tmp_path) -> Path:
-    """An output folder that already holds a previous run's files."""
-    folder = tmp_path / "out"
-    folder.mkdir()
-    (folder / "keep.txt").write_text("a previous run")
-    (folder / "eval.json").write_text('{"previous": true}\n')
-    return folder
-
-
 def _copy(src: Path, tmp_path: Path, name: str = "copy") -> Path:
     return Path(shutil.copytree(src, tmp_path / name))
 

@@ -36,14 +36,6 @@ def fixtures(tmp_path_factory) -> Path:
     return root
 
 
-@pytest.fixture
-def out(tmp_path) -> Path:
-    folder = tmp_path / "out"
-    folder.mkdir()
-    (folder / "keep.txt").write_text("a previous run")
-    return folder
-
-
 def _snapshot(*paths: Path) -> dict:
     state = {}
     for top in paths:
