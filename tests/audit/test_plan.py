@@ -71,7 +71,7 @@ def test_training_is_one_stated_recipe_with_a_grid_and_per_recipe_lambda():
     assert plan.training.recipe("full").weight == 0.01 and plan.training.recipe("lora").alpha == 8.0
     assert plan.training.recipe("scratch").weight == 0.0  # a recipe the plan leaves alone gets the defaults
     assert parse_plan({**BASE, "training": {"lr": 0.002}}).training.lr == (0.002,)  # one number is a grid of one
-    assert plan.headline == "full" and plan.tune_budget == 10  # the first recipe; the median budget
+    assert plan.headline == "full" and plan.tune_budget(plan.targets[0]) == 10  # the first recipe; the median budget
     assert parse_plan({**BASE, "recipes": ["full", "lora"], "headline_recipe": "lora"}).headline == "lora"
 
 
@@ -112,6 +112,12 @@ def test_the_pool_holds_twice_the_largest_budget_so_seeds_draw_their_own_demos()
     ({"training": {"checkpoint_fractions": [1.0]}}, "training.checkpoint_fractions", "in (0, 1)"),
     ({"headline_recipe": "full"}, "<root>", "not one of the plan's recipes"),
     ({"evaluation": {"episodes": 1000000000}}, "evaluation.episodes", "less than or equal to 10000"),
+    ({"targets": [{"robot": "so101", "training": {"batch_sise": 64}}]}, "<root>",
+     "target 'tabletop_arm': training.batch_sise: Extra inputs"),
+    ({"targets": [{"robot": "so101", "training": {"min_steps": 10, "max_steps": 5}}]}, "<root>",
+     "training: Value error, min_steps=10 > max_steps=5"),
+    ({"targets": [{"robot": "so101", "training": {"recipes": {"full": {"weight": 0.1}}}}]}, "<root>",
+     "training.recipes names ['full'], which the plan does not run"),
 ])
 def test_bad_plans_name_file_field_and_value(tmp_path, change, field, words):
     path = _write(tmp_path, {**BASE, **change})
@@ -158,3 +164,51 @@ def test_the_peer_runs_only_where_it_can_still_be_the_stronger_baseline():
                                          40: [0.9, 0.8, 0.9]})) == 20
     assert peer_budget_cap(target, runs({5: [0.0] * 3, 40: [0.4] * 3})) == float("inf")  # never: every budget
     assert peer_budget_cap(target, runs({5: [1.0] * 3}, arm="lora")) == float("inf")  # only scratch counts
+
+
+def test_a_target_may_override_the_training_rule_for_every_arm_on_it():
+    plan = parse_plan({**BASE, "training": {"batch_size": 32, "min_steps": 50, "max_steps": 300, "lr": [1e-3, 3e-3]},
+                       "targets": [{"robot": "so101", "task": "reach"},
+                                   {"robot": "mobile_panda", "task": "reach",
+                                    "training": {"batch_size": 128, "min_steps": 3000, "max_steps": 3000,
+                                                 "tune_budget": 4}}]})
+    so101, mobile = plan.targets
+    assert plan.training_for(so101) == plan.training  # no override: the plan's rule itself
+    rule = plan.training_for(mobile)
+    assert (rule.batch_size, rule.steps(2), rule.steps(400)) == (128, 3000, 3000)
+    assert rule.lr == (1e-3, 3e-3) and rule.warmup_fraction == plan.training.warmup_fraction  # the rest inherited
+    assert (plan.tune_budget(so101), plan.tune_budget(mobile)) == (2, 4)  # the median budget; its own
+
+
+def test_the_peer_runs_from_the_largest_budget_down_and_stops_where_it_misses(monkeypatch):
+    import locksmith.audit.run as run
+    from locksmith.audit.run import ResolvedTarget, peer_budget_floor
+    from locksmith.audit.sweep import RunSpec
+
+    plan = parse_plan({**BASE, "budgets": [5, 10, 20, 40]})
+    target = ResolvedTarget("tabletop_arm", plan.targets[0], "so101", "reach", "d", tuple(range(80)), 0.5,
+                            "absolute 0.5", "", None)
+
+    def result(arm, budget, seed, value):
+        return {"target": "tabletop_arm", "arm": arm, "budget": budget, "seed": seed, "value": value}
+
+    # the largest budget at which the peer's mean over seeds missed 0.5; other arms do not count
+    assert peer_budget_floor(target, [result("act", 10, s, 0.2) for s in range(3)]
+                             + [result("act", 40, s, v) for s, v in enumerate([0.4, 0.6, 0.3])], "act") == 40
+    assert peer_budget_floor(target, [result("act", 40, s, 0.9) for s in range(3)]
+                             + [result("scratch", 20, 0, 0.0)], "act") == float("-inf")
+
+    peer_curve = {5: 0.0, 10: 0.2, 20: 0.7, 40: 0.9}  # crosses between 10 and 20
+    ran = []
+
+    def fake_sweep(specs, **_):
+        ran.append(sorted({s.budget for s in specs}))
+        return [result(s.arm, s.budget, s.seed, peer_curve[s.budget]) for s in specs]
+
+    monkeypatch.setattr(run, "run_sweep", fake_sweep)
+    fields = {f: None for f in RunSpec.__dataclass_fields__}
+    specs = [RunSpec(**{**fields, "target": "tabletop_arm", "arm": "act", "budget": b, "seed": s})
+             for b in plan.budgets for s in plan.seeds]
+    done, results = run._run_peers([target], specs, [], {})
+    assert ran == [[40], [20], [10]]  # 10 misses: 5 cannot change the peer's demos-to-threshold
+    assert sorted({s.budget for s in done}) == [10, 20, 40] and len(results) == 9

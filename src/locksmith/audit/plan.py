@@ -17,7 +17,8 @@ A plan writes down, before anything runs, everything that decides the headline n
     threshold   absolute, or a fraction of the scripted expert's success on the same episodes
     training    ONE training recipe applied to every arm alike: the step rule (steps from the
                 number of demos), warm-up, schedule, clipping, weight decay, the learning-rate
-                grid chosen per arm on validation seeds, λ and LoRA size per recipe
+                grid chosen per arm on validation seeds, λ and LoRA size per recipe; a target may
+                override any of it (``targets[i].training``), for all of its arms alike
     shared / local / claim   the statement of what the prior shares, what each robot keeps,
                 and the exact metric that justifies calling the result a transfer
 
@@ -30,17 +31,25 @@ import hashlib
 import json
 import math
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     ValidationError,
     field_validator,
     model_validator,
 )
 
+from locksmith.audit.training_rule import (  # noqa: F401  (RecipeTraining: part of the plan's schema)
+    MAX_BATCH,
+    MAX_BUDGET,
+    MAX_EPISODES,
+    MAX_STEPS,
+    Model,
+    RecipeTraining,
+    TrainingRule,
+    check_known,
+)
 from locksmith.data.record import DEFAULT_DEMO_NOISE
 from locksmith.embodiment.registry import known_robots, load_robot_spec
 from locksmith.embodiment.spec import format_validation_error
@@ -53,10 +62,6 @@ from locksmith.train.lerobot_prior import LEROBOT_ARMS
 
 PLANS_DIR = Path(__file__).parent / "plans"
 PEER_ARMS = ("act",)
-MAX_EPISODES = 10_000  # evaluation episodes per slice
-MAX_STEPS = 1_000_000  # training steps per run
-MAX_BUDGET = 5_000  # demonstrations per run
-MAX_BATCH = 8192  # samples per step
 MAX_TRUNK = {"d_model": 2048, "n_layers": 48, "n_heads": 64, "d_feedforward": 8192, "n_readouts": 64}
 MAX_LIST = 64  # targets, budgets, seeds, recipes, slices, pool robots and tasks
 ROLE_ROBOTS = {"tabletop_arm": "so101", "mobile_manipulator": "mobile_panda", "bimanual_platform": "aloha"}
@@ -66,17 +71,7 @@ class PlanError(ValueError):
     """A transfer plan is invalid; the message names the file, the field and the value."""
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-
-def _known(kind: str, name: str, known) -> str:
-    if name not in known:
-        raise ValueError(f"unknown {kind} {name!r}; known {kind}s: {', '.join(known)}")
-    return name
-
-
-class PriorSection(_Model):
+class PriorSection(Model):
     """The prior: an existing checkpoint, or the pretraining stage that makes it (the plan leaves
     the section out for the published prior). Defaults are `locksmith pretrain`'s
     (`locksmith.train.defaults`), so ``prior: {}`` rebuilds the published prior's recipe."""
@@ -90,7 +85,7 @@ class PriorSection(_Model):
     lr: float = Field(defaults.PRETRAIN_LR, gt=0, le=1, allow_inf_nan=False)
     weights: dict[str, float] | None = None
     temperature: float = Field(1.0, ge=1e-3, le=1e3, allow_inf_nan=False)
-    demo_noise: float = Field(DEFAULT_DEMO_NOISE, ge=0, le=0.1, allow_inf_nan=False)  # m, DART noise of the pool's demos
+    demo_noise: float = Field(DEFAULT_DEMO_NOISE, ge=0, le=0.1, allow_inf_nan=False)  # m, DART noise of pool demos
     seed: int = Field(0, ge=0, le=2**31 - 1)
     tune_episodes: int = Field(defaults.TUNE_EPISODES, ge=0, le=MAX_EPISODES)  # horizon choice (0: none)
     trunk: dict[str, int] = {}  # trunk sizes that differ from the policy's defaults (d_model, n_layers, ...)
@@ -100,7 +95,7 @@ class PriorSection(_Model):
     def _trunk(cls, v: dict[str, int]) -> dict[str, int]:
         known = ("d_model", "n_layers", "n_heads", "d_feedforward", "n_readouts")
         for key, size in v.items():
-            _known("trunk size", key, known)
+            check_known("trunk size", key, known)
             if not 1 <= size <= MAX_TRUNK[key]:
                 raise ValueError(f"trunk.{key}={size} must be between 1 and {MAX_TRUNK[key]}")
         return v
@@ -124,7 +119,7 @@ class PriorSection(_Model):
             raise ValueError("the pool needs at least one robot")
         if len(set(v)) != len(v):
             raise ValueError(f"a robot is named twice in the pool {list(v)}")
-        return tuple(_known("robot", r, known_robots()) for r in v)
+        return tuple(check_known("robot", r, known_robots()) for r in v)
 
     @field_validator("tasks")
     @classmethod
@@ -133,7 +128,7 @@ class PriorSection(_Model):
             raise ValueError("the prior needs at least one task")
         if len(set(v)) != len(v):
             raise ValueError(f"a task is named twice in {list(v)}")
-        return tuple(_known("task", t, TASKS) for t in v)
+        return tuple(check_known("task", t, TASKS) for t in v)
 
     @model_validator(mode="after")
     def _weights_name_pool(self) -> PriorSection:
@@ -147,7 +142,7 @@ class PriorSection(_Model):
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
-class Threshold(_Model):
+class Threshold(Model):
     """Exactly one of an absolute value and a fraction of the expert's success."""
 
     absolute: float | None = Field(None, allow_inf_nan=False)
@@ -162,7 +157,7 @@ class Threshold(_Model):
         return self
 
 
-class TargetSection(_Model):
+class TargetSection(Model):
     """One new robot. ``name`` is how the report calls it (by default the robot's role)."""
 
     name: str | None = None
@@ -171,16 +166,19 @@ class TargetSection(_Model):
     dataset: Path | None = None
     spec: Path | None = None
     threshold: Threshold | None = None  # overrides the plan's (needed for the offline metric)
+    # overrides of the plan's training rule on this target, for every arm alike (e.g. a robot whose
+    # key needs more steps or a larger batch than another's: {batch_size: 128, min_steps: 3000})
+    training: dict[str, object] = {}
 
     @field_validator("robot")
     @classmethod
     def _robot(cls, v: str | None) -> str | None:
-        return None if v is None else _known("robot", v, known_robots())
+        return None if v is None else check_known("robot", v, known_robots())
 
     @field_validator("task")
     @classmethod
     def _task(cls, v: str) -> str:
-        return _known("task", v, TASKS)
+        return check_known("task", v, TASKS)
 
     @model_validator(mode="after")
     def _source(self) -> TargetSection:
@@ -204,7 +202,7 @@ class TargetSection(_Model):
         return Path(self.dataset).name
 
 
-class Evaluation(_Model):
+class Evaluation(Model):
     """The evaluation episodes every run is scored on.
 
     ``seed_block`` names the block of evaluation seeds, fixed in the plan before anything runs:
@@ -222,111 +220,10 @@ class Evaluation(_Model):
     def _slices(cls, v: tuple[str, ...]) -> tuple[str, ...]:
         if not v:
             raise ValueError("at least one slice")
-        return tuple(_known("slice", s, SLICES) for s in v)
+        return tuple(check_known("slice", s, SLICES) for s in v)
 
 
-class RecipeTraining(_Model):
-    """What one recipe trains with beyond the shared rule: its penalty and its LoRA size.
-
-    ``weight`` is λ: L2-SP λ‖θ − θ*‖² toward the prior for ``full``, λ‖φ‖² on the trainable
-    parameters for the other recipes; 0 turns the penalty off.
-    """
-
-    weight: float = Field(0.0, ge=0, le=1e6, allow_inf_nan=False)
-    lora_rank: int = Field(8, ge=1, le=256)
-    lora_alpha: float | None = Field(None, gt=0, le=1e4, allow_inf_nan=False)  # default 2 x rank
-
-    @property
-    def alpha(self) -> float:
-        return float(self.lora_alpha if self.lora_alpha is not None else 2.0 * self.lora_rank)
-
-
-class TrainingRule(_Model):
-    """The one training recipe every arm gets, ours and LeRobot's ACT alike.
-
-    Steps follow the budget: ``steps = clip(steps_per_demo × demos, min_steps, max_steps)``.
-    AdamW with ``weight_decay``, a linear warm-up over ``warmup_fraction`` of the steps (at most
-    ``max_warmup_steps``), then the ``schedule``, gradient clipping at ``grad_clip`` (0: none).
-    The learning rate is chosen per arm from ONE grid ``lr`` (a number or a list) on validation
-    episodes: each arm trains at ``tune_budget`` demos (default: the median budget) with the
-    plan's first seed once per candidate, and the candidate with the better validation metric
-    (``tune_episodes`` episodes from the validation seeds) is used at every budget and seed.
-    The evaluation seeds never enter the choice. ``checkpoint_fractions``: fractions of the steps
-    at which each run is also evaluated, so that time to threshold is measured along training.
-    """
-
-    steps_per_demo: float = Field(40.0, gt=0, le=1e5, allow_inf_nan=False)
-    min_steps: int = Field(300, ge=1, le=MAX_STEPS)
-    max_steps: int = Field(2000, ge=1, le=MAX_STEPS)
-    batch_size: int = Field(128, ge=1, le=MAX_BATCH)
-    lr: tuple[Annotated[float, Field(allow_inf_nan=True)], ...] = (1e-3,)  # non-finite: refused by _lr, by value
-    warmup_fraction: float = Field(0.1, ge=0, lt=1)
-    max_warmup_steps: int = Field(100, ge=0, le=MAX_STEPS)
-    schedule: Literal["cosine", "constant"] = "cosine"
-    grad_clip: float = Field(1.0, ge=0, le=1e6, allow_inf_nan=False)
-    weight_decay: float = Field(1e-4, ge=0, le=10, allow_inf_nan=False)
-    recipes: dict[str, RecipeTraining] = {}
-    tune_budget: int | None = Field(None, ge=1, le=MAX_BUDGET)
-    tune_episodes: int = Field(50, ge=1, le=MAX_EPISODES)
-    checkpoint_fractions: tuple[float, ...] = (0.5,)
-
-    @field_validator("lr", mode="before")
-    @classmethod
-    def _lr_grid(cls, v: object) -> object:
-        return (v,) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
-
-    @field_validator("lr")
-    @classmethod
-    def _lr(cls, v: tuple[float, ...]) -> tuple[float, ...]:
-        if not v:
-            raise ValueError("the learning-rate grid is empty")
-        if len(v) > 8:
-            raise ValueError(f"at most 8 learning rates in the grid, got {len(v)}")
-        for lr in v:
-            if not (math.isfinite(lr) and 0 < lr <= 1):
-                raise ValueError(f"learning rate {lr} must be in (0, 1]")
-        return tuple(sorted(set(v)))
-
-    @field_validator("recipes")
-    @classmethod
-    def _recipes(cls, v: dict[str, RecipeTraining]) -> dict[str, RecipeTraining]:
-        for name in v:
-            _known("recipe", name, RECIPES)
-        return v
-
-    @field_validator("checkpoint_fractions")
-    @classmethod
-    def _fractions(cls, v: tuple[float, ...]) -> tuple[float, ...]:
-        for f in v:
-            if not (math.isfinite(f) and 0 < f < 1):
-                raise ValueError(f"checkpoint fraction {f} must be in (0, 1) (the final policy is always evaluated)")
-        if len(v) > 8:
-            raise ValueError(f"at most 8 checkpoint fractions, got {len(v)}")
-        return tuple(sorted(set(v)))
-
-    @model_validator(mode="after")
-    def _ordered(self) -> TrainingRule:
-        if self.min_steps > self.max_steps:
-            raise ValueError(f"min_steps={self.min_steps} > max_steps={self.max_steps}")
-        return self
-
-    def steps(self, demos: int) -> int:
-        return int(min(self.max_steps, max(self.min_steps, round(self.steps_per_demo * demos))))
-
-    def warmup_steps(self, steps: int) -> int:
-        return int(min(self.max_warmup_steps, max(1, round(self.warmup_fraction * steps)))
-                   if self.warmup_fraction > 0 else 0)
-
-    def checkpoint_steps(self, steps: int) -> tuple[int, ...]:
-        """The steps below ``steps`` at which a run is also evaluated (the final step always is)."""
-        return tuple(sorted({k for f in self.checkpoint_fractions if 0 < (k := int(round(f * steps))) < steps}))
-
-    def recipe(self, name: str) -> RecipeTraining:
-        """The recipe's own settings (defaults when the plan names none)."""
-        return self.recipes.get(name, RecipeTraining())
-
-
-class TransferPlan(_Model):
+class TransferPlan(Model):
     name: str = "plan"
     prior: PriorSection | None = None  # None: the published prior that ships with locksmith
     targets: tuple[TargetSection, ...] = Field(max_length=MAX_LIST)
@@ -351,7 +248,7 @@ class TransferPlan(_Model):
     @classmethod
     def _recipes(cls, v: tuple[str, ...]) -> tuple[str, ...]:
         for r in v:
-            _known("recipe", r, (*RECIPES, *LEROBOT_ARMS))
+            check_known("recipe", r, (*RECIPES, *LEROBOT_ARMS))
         adapted = tuple(dict.fromkeys(r for r in v if r != "scratch"))
         if not adapted:
             raise ValueError("name at least one adapted recipe (scratch always runs)")
@@ -372,10 +269,9 @@ class TransferPlan(_Model):
         """The adapted arm the headline gain is reported for, fixed before anything runs."""
         return self.headline_recipe or self.recipes[0]
 
-    @property
-    def tune_budget(self) -> int:
-        """The budget at which learning rates are chosen (the plan's, else the median budget)."""
-        return self.training.tune_budget or self.budgets[(len(self.budgets) - 1) // 2]
+    def tune_budget(self, target: TargetSection) -> int:
+        """The budget at which learning rates are chosen on ``target`` (its rule's, else the median budget)."""
+        return self.training_for(target).tune_budget or self.budgets[(len(self.budgets) - 1) // 2]
 
     def pool_size(self) -> int:
         """Demos recorded per simulated target: enough that seeds draw different demos at every budget."""
@@ -413,7 +309,23 @@ class TransferPlan(_Model):
             if t.metric == "offline_action_error" and th.absolute is None:
                 raise ValueError(f"target {t.label()!r} has no simulator (offline action error): "
                                  "give it threshold: {absolute: <error>}")
+            try:
+                rule = self.training_for(t)
+            except ValidationError as err:
+                first = err.errors()[0]
+                field = ".".join(("training", *map(str, first["loc"])))
+                raise ValueError(f"target {t.label()!r}: {field}: {first['msg']}") from None
+            unused = sorted(set(rule.recipes) - set(self.recipes) - {"scratch"})
+            if unused:
+                raise ValueError(f"target {t.label()!r}: training.recipes names {unused}, which the plan "
+                                 f"does not run ({list(self.recipes)})")
         return self
+
+    def training_for(self, target: TargetSection) -> TrainingRule:
+        """The rule every arm on ``target`` trains with: the plan's, with the target's overrides."""
+        if not target.training:
+            return self.training
+        return TrainingRule.model_validate({**self.training.model_dump(), **target.training})
 
     @property
     def arms(self) -> tuple[str, ...]:

@@ -273,7 +273,8 @@ def _run_spec(plan: TransferPlan, t: ResolvedTarget, arm: str, budget: int, seed
     from locksmith.evaluate.rollout import EVAL_SEED_BASE
     from locksmith.sim.expert import EXPERT_VERSION
 
-    rule, recipe = plan.training, plan.training.recipe(arm)
+    rule = plan.training_for(t.section)
+    recipe = rule.recipe(arm)
     steps = rule.steps(budget)
     tune = purpose == "tune"
     spec = RunSpec(
@@ -300,11 +301,15 @@ def _run_spec(plan: TransferPlan, t: ResolvedTarget, arm: str, budget: int, seed
 def tuning_specs(plan: TransferPlan, targets: list[ResolvedTarget], sources: ArmSources,
                  out: Path) -> list[RunSpec]:
     """One validation run per (target, arm, learning rate) when the grid has more than one rate."""
-    if len(plan.training.lr) < 2:
-        return []
-    budget = min(plan.tune_budget, *(len(t.train_episodes) for t in targets))
-    return [_run_spec(plan, t, arm, budget, plan.seeds[0], lr, out, sources, "tune")
-            for t in targets for arm in plan.arms for lr in plan.training.lr]
+    specs = []
+    for t in targets:
+        grid = plan.training_for(t.section).lr
+        if len(grid) < 2:
+            continue
+        budget = min(plan.tune_budget(t.section), len(t.train_episodes))
+        specs += [_run_spec(plan, t, arm, budget, plan.seeds[0], lr, out, sources, "tune")
+                  for arm in plan.arms for lr in grid]
+    return specs
 
 
 def choose_learning_rates(plan: TransferPlan, targets: list[ResolvedTarget], results: list[dict]) -> dict:
@@ -315,19 +320,20 @@ def choose_learning_rates(plan: TransferPlan, targets: list[ResolvedTarget], res
     chosen: dict[str, dict] = {}
     for t in targets:
         higher = t.section.metric == "success"
+        grid = plan.training_for(t.section).lr
         chosen[t.label] = {}
         for arm in plan.arms:
             scores = {float(r["training"]["lr"]): float(r["value"]) for r in results
                       if r["target"] == t.label and r["arm"] == arm}
             if not scores:
-                lr = plan.training.lr[0]
-                chosen[t.label][arm] = TuningRecord(arm=arm, grid=plan.training.lr, budget=0, seed=plan.seeds[0],
+                lr = grid[0]
+                chosen[t.label][arm] = TuningRecord(arm=arm, grid=grid, budget=0, seed=plan.seeds[0],
                                                     validation_episodes=0, validation={}, chosen_lr=lr)
                 continue
             best = max(sorted(scores), key=lambda lr: scores[lr] if higher else -scores[lr])
             sample = next(r for r in results if r["target"] == t.label and r["arm"] == arm)
             chosen[t.label][arm] = TuningRecord(
-                arm=arm, grid=plan.training.lr, budget=int(sample["budget"]), seed=int(sample["seed"]),
+                arm=arm, grid=grid, budget=int(sample["budget"]), seed=int(sample["seed"]),
                 validation_episodes=int(sample["settings"]["episodes"]) if higher else 0,
                 validation={f"{lr:g}": v for lr, v in sorted(scores.items())}, chosen_lr=best)
     return chosen
@@ -346,6 +352,19 @@ def run_specs(plan: TransferPlan, targets: list[ResolvedTarget], sources: ArmSou
     return specs
 
 
+def _means(target: ResolvedTarget, results: list[dict], arm: str) -> dict[int, float]:
+    """``{budget: mean metric over seeds}`` of ``arm`` on ``target`` so far."""
+    by_budget: dict[int, list[float]] = {}
+    for r in results:
+        if r["target"] == target.label and r["arm"] == arm:
+            by_budget.setdefault(int(r["budget"]), []).append(float(r["value"]))
+    return {b: sum(v) / len(v) for b, v in sorted(by_budget.items())}
+
+
+def _reaches(target: ResolvedTarget, value: float) -> bool:
+    return value >= target.threshold if target.section.metric == "success" else value <= target.threshold
+
+
 def peer_budget_cap(target: ResolvedTarget, results: list[dict]) -> float:
     """The largest budget at which a peer arm can still change which baseline is stronger.
 
@@ -354,34 +373,62 @@ def peer_budget_cap(target: ResolvedTarget, results: list[dict]) -> float:
     by B cannot win: the peer runs at budgets up to B only (every budget while scratch has not
     reached the threshold).
     """
-    higher = target.section.metric == "success"
-    by_budget: dict[int, list[float]] = {}
-    for r in results:
-        if r["target"] == target.label and r["arm"] == "scratch":
-            by_budget.setdefault(int(r["budget"]), []).append(float(r["value"]))
-    for budget in sorted(by_budget):
-        mean = sum(by_budget[budget]) / len(by_budget[budget])
-        if (mean >= target.threshold) if higher else (mean <= target.threshold):
-            return float(budget)
-    return float("inf")
+    return next((float(b) for b, m in _means(target, results, "scratch").items() if _reaches(target, m)),
+                float("inf"))
+
+
+def peer_budget_floor(target: ResolvedTarget, results: list[dict], arm: str) -> float:
+    """The largest budget at which the peer ``arm``'s mean has missed the threshold (-inf: none yet).
+
+    The crossing is read off a monotone curve (`crossing`), so a peer that misses the threshold at
+    B demos has not crossed below B either: its runs below B cannot change its demos-to-threshold.
+    """
+    return max((float(b) for b, m in _means(target, results, arm).items() if not _reaches(target, m)),
+               default=float("-inf"))
+
+
+def _run_peers(targets: list[ResolvedTarget], peers: list[RunSpec], earlier: list[dict],
+               sweep: dict) -> tuple[list[RunSpec], list[dict]]:
+    """Run the peer's specs from the largest budget down, one budget (all seeds) at a time per
+    (target, arm), dropping the budgets below one where its mean missed the threshold."""
+    by_label = {t.label: t for t in targets}
+    pending, ran, results = list(peers), [], []
+    while pending:
+        tops = {}
+        for s in pending:
+            tops[(s.target, s.arm)] = max(tops.get((s.target, s.arm), 0), s.budget)
+        level = [s for s in pending if s.budget == tops[(s.target, s.arm)]]
+        results += run_sweep(level, **sweep)
+        ran += level
+        pending = [s for s in pending if s not in level]
+        floors = {key: peer_budget_floor(by_label[key[0]], earlier + results, key[1]) for key in tops}
+        dropped = [s for s in pending if s.budget < floors[(s.target, s.arm)]]
+        if dropped:
+            log.info("peer runs skipped below a budget where the peer missed the threshold: %s",
+                     sorted({(s.target, s.arm, s.budget) for s in dropped}))
+        pending = [s for s in pending if s not in dropped]
+    return ran, results
 
 
 def _run_arms(plan: TransferPlan, targets: list[ResolvedTarget], specs: list[RunSpec], earlier: list[dict],
               sweep: dict) -> tuple[list[RunSpec], list[dict]]:
     """Run ``specs``: our own arms first, then the peer arms where they can still matter
-    (`peer_budget_cap`, unless the plan asks for every peer run). Returns (specs run, results)."""
+    (`peer_budget_cap`, `peer_budget_floor`), unless the plan asks for every peer run.
+    Returns (specs run, results)."""
     own = [s for s in specs if s.arm not in PEER_ARMS]
     results = run_sweep(own, **sweep)
     peers = [s for s in specs if s.arm in PEER_ARMS]
-    if plan.peer_runs == "until_scratch_crosses":
-        caps = {t.label: peer_budget_cap(t, earlier + results) for t in targets}
-        skipped = [s for s in peers if s.budget > caps[s.target]]
-        if skipped:
-            log.info("peer runs skipped where scratch already reached the threshold: %s",
-                     sorted({(s.target, s.budget) for s in skipped}))
-        peers = [s for s in peers if s.budget <= caps[s.target]]
-    results += run_sweep(peers, **sweep)
-    return own + peers, results
+    if plan.peer_runs == "all":
+        return own + peers, results + run_sweep(peers, **sweep)
+    caps = {t.label: peer_budget_cap(t, earlier + results) for t in targets}
+    skipped = [s for s in peers if s.budget > caps[s.target]]
+    if skipped:
+        log.info("peer runs skipped where scratch already reached the threshold: %s",
+                 sorted({(s.target, s.budget) for s in skipped}))
+    floors = {(t.label, arm): peer_budget_floor(t, earlier, arm) for t in targets for arm in PEER_ARMS}
+    peers = [s for s in peers if floors[(s.target, s.arm)] <= s.budget <= caps[s.target]]
+    ran, peer_results = _run_peers(targets, peers, earlier + results, sweep)
+    return own + ran, results + peer_results
 
 
 def _versions() -> dict:
