@@ -189,7 +189,9 @@ def twin_so101_spec() -> EmbodimentSpec:
             arm = single["arms"][0]
             data["arms"].append(dict(arm, name=side, joints=[f"{side}_{j}" for j in arm["joints"]]))
             for section in ("state", "action"):
-                data[section] += [dict(c, name=f"{side}_{c['name']}", arm=side) for c in single[section]]
+                data[section] += [dict(c, name=f"{side}_{c['name']}", arm=side,  # LeRobot's bi_so_follower names
+                                       names=c["names"] and [f"{side}_{n}" for n in c["names"]])
+                                  for c in single[section]]
         data["safety"]["workspace_min"] = [-0.05, -0.5, -0.005]
     return spec_like("so101", "twin_so101", double, robot_type="twin_so101")
 

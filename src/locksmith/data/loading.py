@@ -185,13 +185,14 @@ def _check_data_files(root: Path, info: dict) -> None:
 
 
 def _column(column) -> np.ndarray:
-    """One Arrow column as a numpy array; (nested) fixed-size lists are flattened row-major."""
+    """One Arrow column as a writable numpy array (Arrow's own buffers are read-only, which torch
+    warns about); (nested) fixed-size lists are flattened row-major."""
     import pyarrow as pa
 
     array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     while pa.types.is_fixed_size_list(array.type) or pa.types.is_list(array.type):
         array = array.flatten()
-    return np.asarray(array.to_numpy(zero_copy_only=False))
+    return np.array(array.to_numpy(zero_copy_only=False), copy=True)
 
 
 def load_demonstrations(root: str | Path, spec: EmbodimentSpec | str | Path | None = None) -> Demonstrations:

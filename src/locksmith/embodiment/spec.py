@@ -143,6 +143,18 @@ class LayoutComponent(_Model):
     arm: str | None = None
     units: str
     scale: float | None = Field(None, ge=-MAX_SCALE, le=MAX_SCALE)
+    # Its dimensions' feature names in a recorded dataset (LeRobot's ``names``). Left out:
+    # ``<name>.<joint>``, ``<name>.x|y|z``, ``<name>.x|y|yaw`` or ``<name>``. A robot LeRobot has
+    # takes LeRobot's names (the SO-101's ``shoulder_pan.pos``), so that a simulated dataset and a
+    # `lerobot-record` one of the same arm have the same features.
+    names: tuple[str, ...] | None = Field(None, max_length=MAX_COMPONENTS)
+
+    @field_validator("names")
+    @classmethod
+    def _names(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is not None and not all(isinstance(n, str) and n.strip() for n in value):
+            raise ValueError(f"every feature name must be a non-empty string, got {list(value)}")
+        return value
 
     @field_validator("scale")
     @classmethod
@@ -263,6 +275,12 @@ class EmbodimentSpec(_Model):
                 raise ValueError(f"{section}: duplicate component names in {names}")
             for comp in layout:
                 self._check_component(section, comp, arm_names)
+                if comp.names is not None and len(comp.names) != comp.size:
+                    raise ValueError(f"{section}.{comp.name}.names: {len(comp.names)} names for size {comp.size}")
+            features = self.names(section)
+            if len(set(features)) != len(features):
+                repeated = sorted({n for n in features if features.count(n) > 1})
+                raise ValueError(f"{section}: feature names repeat: {repeated}")
         if self.base is None and any(c.kind == "base_velocity" for c in self.action):
             raise ValueError("action: a base_velocity component needs a `base` section")
         if self.base is not None and not any(c.kind == "base_velocity" for c in self.action):
@@ -344,7 +362,9 @@ class EmbodimentSpec(_Model):
         """Per-dimension names (LeRobot's ``names`` for a feature)."""
         names: list[str] = []
         for comp in getattr(self, section):
-            if comp.kind in ("joint_position", "joint_velocity"):
+            if comp.names is not None:
+                names += comp.names
+            elif comp.kind in ("joint_position", "joint_velocity"):
                 joints = self.arm(comp.arm).joints  # type: ignore[arg-type]
                 names += [f"{comp.name}.{j}" for j in joints]
             elif comp.kind in ("ee_delta", "ee_position"):
