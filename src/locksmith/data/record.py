@@ -117,6 +117,7 @@ def run_expert(request: EpisodeRequest) -> dict | None:
     """One expert episode; the frames as arrays, or None if the expert failed."""
     from locksmith.sim.env import TabletopEnv
     from locksmith.sim.expert import ExecutionNoise, ScriptedExpert
+    from locksmith.sim.intent import measured_intent
 
     key = (request.robot, request.task, request.camera, request.image_size)
     if key not in _ENV_CACHE:
@@ -138,19 +139,11 @@ def run_expert(request: EpisodeRequest) -> dict | None:
             after -= 1
         action = expert.act()  # recorded; with noise, a perturbed command is what runs
         executed = action if noise is None else noise.perturb(expert, action)
-        tcp_before = [env.tcp_base_frame(a) for a in arms]
-        base_before = env.base_pose()
+        tcp_before = {a: env.tcp_base_frame(a) for a in arms}
+        base_before = env.base_pose() if env.rig.base_joints else None
         next_obs, _, terminated, truncated, info = env.step(executed)
-        intent = []
-        for arm, before in zip(arms, tcp_before, strict=True):
-            intent += list((env.tcp_base_frame(arm) - before) / env.dt) + [env.closure_cmd[arm]]
-        if env.rig.base_joints:
-            base_after = env.base_pose()
-            world_v = (base_after[0] - base_before[0]) / env.dt
-            c, s = np.cos(base_before[1]), np.sin(base_before[1])
-            intent += [c * world_v[0] + s * world_v[1], -s * world_v[0] + c * world_v[1],
-                       (base_after[1] - base_before[1]) / env.dt]
-        frames.append({**obs, "action": action.astype(np.float32), "intent": np.asarray(intent, np.float32)})
+        intent = measured_intent(env, tcp_before, base_before, env.closure_cmd)
+        frames.append({**obs, "action": action.astype(np.float32), "intent": intent})
         obs = next_obs
         if terminated:
             success = True
