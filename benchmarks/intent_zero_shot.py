@@ -33,6 +33,12 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 CHUNK = 10  # intents predicted per step
 EXECUTE = 5  # of which executed before predicting again
 FEATURES = 11
+SCALE = {"on": False}  # --reach-scale: lengths in units of the robot's forward reach (spec safety box)
+
+
+def _reach(spec) -> float:
+    """The robot's length scale, from its spec alone: the safety box's forward extent (m)."""
+    return float(spec.safety.workspace_max[0]) if SCALE["on"] else 1.0
 
 
 def _camera(spec):
@@ -49,7 +55,7 @@ def _camera(spec):
     return rot.reshape(3, 3), pos
 
 
-def _features(env_state, objects, pads, camera):
+def _features(env_state, objects, pads, camera, reach: float = 1.0):
     """(N, FEATURES) base-frame description of (N, env_dim) camera-frame scene states."""
     import numpy as np
 
@@ -65,8 +71,8 @@ def _features(env_state, objects, pads, camera):
     cube = base(obj[rows, objects, :3])
     goal = base(pad[rows, np.maximum(pads, 0), :3])
     tcp = base(rest[:, :3])
-    return np.concatenate([cube - tcp, goal - tcp, tcp[:, 2:3], cube[:, 2:3], obj[rows, objects, 3:4],
-                           rest[:, 3:4], (pads >= 0)[:, None]], axis=1).astype(np.float32)
+    lengths = np.concatenate([cube - tcp, goal - tcp, tcp[:, 2:3], cube[:, 2:3], obj[rows, objects, 3:4]], axis=1)
+    return np.concatenate([lengths / reach, rest[:, 3:4], (pads >= 0)[:, None]], axis=1).astype(np.float32)
 
 
 def _dataset(root: Path):
@@ -79,8 +85,9 @@ def _dataset(root: Path):
     demos = load_demonstrations(root)
     env = demos.arrays["observation.environment_state"]
     objects, pads = episode_targets(env, demos.episode_starts, demos.episode_ends)
-    x = _features(env, objects, pads, _camera(demos.spec))
-    intent = demos.arrays["intent"][:, :4]
+    reach = _reach(demos.spec)
+    x = _features(env, objects, pads, _camera(demos.spec), reach)
+    intent = demos.arrays["intent"][:, :4] / np.array([reach, reach, reach, 1.0], dtype=np.float32)
     ends = demos.episode_ends[demos.episode_index]
     idx = np.minimum(np.arange(len(x))[:, None] + np.arange(CHUNK)[None, :], ends[:, None] - 1)
     return demos, x, intent[idx]
@@ -132,7 +139,8 @@ def _evaluate(model, norm, robot: str, episodes: int) -> int:
     from locksmith.sim.intent import decoder_for
 
     env = TabletopEnv(robot, "pick_place")
-    camera = _camera(env.spec_)
+    camera, reach = _camera(env.spec_), _reach(env.spec_)
+    unit = np.array([reach, reach, reach, 1.0])
     wins = 0
     for i in range(episodes):
         env.reset(seed=VALIDATION_SEED_BASE + i)
@@ -142,10 +150,10 @@ def _evaluate(model, norm, robot: str, episodes: int) -> int:
             if not queue:
                 state = env.environment_state()[None]
                 obj, pad = named_entities(env.instruction, state[0])
-                x = _features(state, np.array([obj]), np.array([pad]), camera)
+                x = _features(state, np.array([obj]), np.array([pad]), camera, reach)
                 with torch.no_grad():
                     y = model(torch.as_tensor((x - norm[0]) / norm[1])).view(CHUNK, 4).numpy() * norm[3] + norm[2]
-                queue = list(y[:EXECUTE])
+                queue = list(y[:EXECUTE] * unit)
             _, _, done, truncated, _ = env.step(decoder.decode(queue.pop(0)))
             if done:
                 wins += 1
@@ -171,7 +179,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6000)
     parser.add_argument("--adapt-steps", type=int, default=1500)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--reach-scale", action="store_true",
+                        help="lengths and velocities in units of each robot's forward reach (its spec's safety box)")
+    parser.add_argument("--skip-adapt", action="store_true", help="zero-shot and the pool check only")
     args = parser.parse_args()
+    SCALE["on"] = args.reach_scale
     torch.set_num_threads(1)
     t0 = time.perf_counter()
     pool_x, pool_y, first = [], [], None
@@ -189,17 +201,19 @@ def main() -> None:
     prior = _mlp()
     loss = _train(prior, x, y, norm, args.steps, args.seed)
     print(f"pool MLP: {args.steps} steps, final L1 {loss:.3f}, {time.perf_counter() - t0:.0f} s", flush=True)
-    demos, tx, ty = _dataset(args.target_data)
-    chosen = np.random.default_rng(args.seed).choice(demos.num_episodes, args.demos, replace=False)
-    dx, dy = _subset(demos, tx, ty, chosen)
-    adapted = copy.deepcopy(prior)
-    _train(adapted, dx, dy, norm, args.adapt_steps, args.seed, lr=3e-4)
-    scratch = _mlp()
-    _train(scratch, dx, dy, norm, args.adapt_steps, args.seed)
+    arms = [("pool check", prior, first), ("zero-shot", prior, args.target)]
+    if not args.skip_adapt:
+        demos, tx, ty = _dataset(args.target_data)
+        chosen = np.random.default_rng(args.seed).choice(demos.num_episodes, args.demos, replace=False)
+        dx, dy = _subset(demos, tx, ty, chosen)
+        adapted = copy.deepcopy(prior)
+        _train(adapted, dx, dy, norm, args.adapt_steps, args.seed, lr=3e-4)
+        scratch = _mlp()
+        _train(scratch, dx, dy, norm, args.adapt_steps, args.seed)
+        arms += [(f"adapted ({args.demos} demos)", adapted, args.target),
+                 (f"scratch ({args.demos} demos)", scratch, args.target)]
     n = args.episodes
-    for name, model, robot in (("pool check", prior, first), ("zero-shot", prior, args.target),
-                               (f"adapted ({args.demos} demos)", adapted, args.target),
-                               (f"scratch ({args.demos} demos)", scratch, args.target)):
+    for name, model, robot in arms:
         wins = _evaluate(model, norm, robot, n)
         print(f"| {name} | {robot} | {wins}/{n} |", flush=True)
     print(f"total {time.perf_counter() - t0:.0f} s")
