@@ -122,9 +122,12 @@ def _train(model, x, y, norm, steps: int, seed: int, lr: float = 1e-3):
     return float(loss)
 
 
-def _mlp():
+def _mlp(seed: int):
+    """The probe's MLP, its initial weights drawn from ``seed``."""
+    import torch
     from torch import nn
 
+    torch.manual_seed(seed)
     return nn.Sequential(nn.Linear(FEATURES, 256), nn.GELU(), nn.Linear(256, 256), nn.GELU(),
                          nn.Linear(256, 256), nn.GELU(), nn.Linear(256, CHUNK * 4))
 
@@ -198,7 +201,7 @@ def main() -> None:
     x, y = np.concatenate(pool_x), np.concatenate(pool_y)
     flat = y.reshape(-1, 4)
     norm = (x.mean(0), x.std(0) + 1e-6, flat.mean(0), flat.std(0) + 1e-6)  # once, for the whole pool
-    prior = _mlp()
+    prior = _mlp(args.seed)
     loss = _train(prior, x, y, norm, args.steps, args.seed)
     print(f"pool MLP: {args.steps} steps, final L1 {loss:.3f}, {time.perf_counter() - t0:.0f} s", flush=True)
     arms = [("pool check", prior, first), ("zero-shot", prior, args.target)]
@@ -208,7 +211,7 @@ def main() -> None:
         dx, dy = _subset(demos, tx, ty, chosen)
         adapted = copy.deepcopy(prior)
         _train(adapted, dx, dy, norm, args.adapt_steps, args.seed, lr=3e-4)
-        scratch = _mlp()
+        scratch = _mlp(args.seed)
         _train(scratch, dx, dy, norm, args.adapt_steps, args.seed)
         arms += [(f"adapted ({args.demos} demos)", adapted, args.target),
                  (f"scratch ({args.demos} demos)", scratch, args.target)]

@@ -33,8 +33,9 @@ def _expert_intents(env, seed):
     return False, intents
 
 
-# one joint-position arm (IK on its model) and one end-effector arm on a mobile base
-@pytest.mark.parametrize("robot, seed", [("panda", 0), ("mobile_panda", 1)])
+# every command convention: joint positions (IK on the model), joint velocities, end-effector
+# steps, an end-effector arm on a mobile base, and two arms each decoded on its own
+@pytest.mark.parametrize("robot, seed", [("panda", 0), ("vx300s", 0), ("ur5e", 0), ("mobile_panda", 1), ("aloha", 0)])
 def test_a_recorded_episodes_intent_decoded_open_loop_solves_the_task(robot, seed):
     env = TabletopEnv(robot, "pick_place")
     solved, intents = _expert_intents(env, seed)
