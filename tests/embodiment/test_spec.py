@@ -121,3 +121,17 @@ def test_gripper_polarity():
     assert spec.arms[0].gripper.polarity == "open_high"
     data["arms"][0]["gripper"]["open_value"], data["arms"][0]["gripper"]["closed_value"] = 0.0, 0.08
     assert parse_spec(data).arms[0].gripper.polarity == "open_low"
+
+
+def test_a_spec_without_feature_names_is_written_as_before_names_were_added():
+    # `names` came after specs were written beside datasets and digested into audit run keys:
+    # unset, it is left out, so those files and keys stay what they were
+    import yaml
+
+    from locksmith.embodiment.spec import parse_spec
+
+    panda = load_bundled_spec("panda")
+    assert "names" not in panda.to_yaml()
+    so101 = load_bundled_spec("so101")
+    text = so101.to_yaml()
+    assert "shoulder_pan.pos" in text and parse_spec(yaml.safe_load(text)).names("action") == so101.names("action")

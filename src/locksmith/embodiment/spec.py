@@ -376,7 +376,17 @@ class EmbodimentSpec(_Model):
         return names
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+        """The spec as YAML, written beside every dataset and digested into audit run keys.
+
+        An optional field added to the schema after specs were written (``names``) is left out
+        while unset, so a spec that does not use it is written, and digested, as before.
+        """
+        data = self.model_dump(mode="json")
+        for section in ("state", "action"):
+            for comp in data[section]:
+                if comp.get("names") is None:
+                    comp.pop("names", None)
+        return yaml.safe_dump(data, sort_keys=False)
 
 
 def format_validation_error(path: str, err: ValidationError, what: str = "embodiment spec") -> str:
