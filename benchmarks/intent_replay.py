@@ -27,7 +27,7 @@ def _expert_intents(env, expert, seed: int):
     """(success, measured intents, commanded intents) of one noise-free expert episode."""
     import numpy as np
 
-    from locksmith.sim.intent import measured_intent
+    from locksmith.sim.intent import ARM_INTENT, measured_intent
 
     env.reset(seed=seed)
     expert.reset()
@@ -43,10 +43,10 @@ def _expert_intents(env, expert, seed: int):
         c = m.copy()
         # the expert's own TCP goal moved for its active arm; the other arms hold still
         i = arms.index(expert.arm)
-        c[4 * i: 4 * i + 3] = (expert.goal_tcp - goal_before) / env.dt
+        c[ARM_INTENT * i: ARM_INTENT * i + 3] = (expert.goal_tcp - goal_before) / env.dt
         for j, arm in enumerate(arms):
             if arm != expert.arm:
-                c[4 * j: 4 * j + 3] = 0.0
+                c[ARM_INTENT * j: ARM_INTENT * j + 3] = 0.0
         measured.append(m)
         commanded.append(c)
         if terminated:
@@ -59,12 +59,13 @@ def _expert_intents(env, expert, seed: int):
 def _replay(env, seed: int, intents) -> tuple[bool, float]:
     """Success of decoding ``intents`` open loop from the same start; seconds per decode."""
 
-    from locksmith.sim.intent import decoder_for
+    from locksmith.sim.intent import ARM_INTENT, decoder_for
 
     env.reset(seed=seed)
     decoder = decoder_for(env)
     hold = intents[-1].copy()
-    hold[[k for k in range(len(hold)) if k % 4 != 3 or k >= 4 * len(env.rig.arms)]] = 0.0  # still, same closure
+    moving = [k for k in range(len(hold)) if k % ARM_INTENT != 3 or k >= ARM_INTENT * len(env.rig.arms)]
+    hold[moving] = 0.0  # still, the same closure
     extra = int(round(1.0 / env.dt))
     spent, steps = 0.0, 0
     for intent in list(intents) + [hold] * extra:

@@ -9,7 +9,7 @@ from locksmith.data.record import intent_names
 from locksmith.embodiment.registry import BUNDLED_ROBOTS, load_bundled_spec
 from locksmith.sim.env import TabletopEnv
 from locksmith.sim.expert import ScriptedExpert
-from locksmith.sim.intent import IntentDecoder, decoder_for, intent_size, measured_intent
+from locksmith.sim.intent import ARM_INTENT, IntentDecoder, decoder_for, intent_size, measured_intent
 
 
 @pytest.mark.parametrize("robot", BUNDLED_ROBOTS)
@@ -56,7 +56,7 @@ def test_a_recorded_episodes_intent_decoded_open_loop_solves_the_task(robot, see
     for intent in intents:
         still = np.array(intent)
         for i in range(len(env.rig.arms)):
-            still[4 * i: 4 * i + 3] = 0.0
+            still[ARM_INTENT * i: ARM_INTENT * i + 3] = 0.0
         _, _, success, _, _ = env.step(decoder.decode(still))
         if success:
             break

@@ -40,13 +40,12 @@ from pydantic import (
     model_validator,
 )
 
-from locksmith.audit.training_rule import (  # noqa: F401  (RecipeTraining: part of the plan's schema)
+from locksmith.audit.training_rule import (
     MAX_BATCH,
     MAX_BUDGET,
     MAX_EPISODES,
     MAX_STEPS,
     Model,
-    RecipeTraining,
     TrainingRule,
     check_known,
 )
@@ -259,10 +258,13 @@ class TransferPlan(Model):
         if self.headline_recipe is not None and self.headline_recipe not in self.recipes:
             raise ValueError(f"headline_recipe {self.headline_recipe!r} is not one of the plan's recipes "
                              f"{list(self.recipes)}")
-        unused = sorted(set(self.training.recipes) - set(self.recipes) - {"scratch"})
-        if unused:
+        if unused := self._unused_recipes(self.training):
             raise ValueError(f"training.recipes names {unused}, which the plan does not run ({list(self.recipes)})")
         return self
+
+    def _unused_recipes(self, rule: TrainingRule) -> list[str]:
+        """The recipes ``rule`` gives settings for that the plan does not run."""
+        return sorted(set(rule.recipes) - set(self.recipes) - {"scratch"})
 
     @property
     def headline(self) -> str:
@@ -315,8 +317,7 @@ class TransferPlan(Model):
                 first = err.errors()[0]
                 field = ".".join(("training", *map(str, first["loc"])))
                 raise ValueError(f"target {t.label()!r}: {field}: {first['msg']}") from None
-            unused = sorted(set(rule.recipes) - set(self.recipes) - {"scratch"})
-            if unused:
+            if unused := self._unused_recipes(rule):
                 raise ValueError(f"target {t.label()!r}: training.recipes names {unused}, which the plan "
                                  f"does not run ({list(self.recipes)})")
         return self

@@ -390,24 +390,27 @@ def peer_budget_floor(target: ResolvedTarget, results: list[dict], arm: str) -> 
 def _run_peers(targets: list[ResolvedTarget], peers: list[RunSpec], earlier: list[dict],
                sweep: dict) -> tuple[list[RunSpec], list[dict]]:
     """Run the peer's specs from the largest budget down, one budget (all seeds) at a time per
-    (target, arm), dropping the budgets below one where its mean missed the threshold."""
+    (target, arm), dropping the budgets below one where its mean missed the threshold
+    (`peer_budget_floor`, over ``earlier`` results and these)."""
     by_label = {t.label: t for t in targets}
     pending, ran, results = list(peers), [], []
-    while pending:
-        tops = {}
+    while True:
+        floors = {(s.target, s.arm): peer_budget_floor(by_label[s.target], earlier + results, s.arm)
+                  for s in pending}
+        dropped = [s for s in pending if s.budget < floors[(s.target, s.arm)]]
+        if dropped:
+            log.info("peer runs skipped below a budget where the peer missed the threshold: %s",
+                     sorted({(s.target, s.arm, s.budget) for s in dropped}))
+        pending = [s for s in pending if s not in dropped]
+        if not pending:
+            return ran, results
+        tops: dict[tuple[str, str], int] = {}
         for s in pending:
             tops[(s.target, s.arm)] = max(tops.get((s.target, s.arm), 0), s.budget)
         level = [s for s in pending if s.budget == tops[(s.target, s.arm)]]
         results += run_sweep(level, **sweep)
         ran += level
         pending = [s for s in pending if s not in level]
-        floors = {key: peer_budget_floor(by_label[key[0]], earlier + results, key[1]) for key in tops}
-        dropped = [s for s in pending if s.budget < floors[(s.target, s.arm)]]
-        if dropped:
-            log.info("peer runs skipped below a budget where the peer missed the threshold: %s",
-                     sorted({(s.target, s.arm, s.budget) for s in dropped}))
-        pending = [s for s in pending if s not in dropped]
-    return ran, results
 
 
 def _run_arms(plan: TransferPlan, targets: list[ResolvedTarget], specs: list[RunSpec], earlier: list[dict],
@@ -425,9 +428,8 @@ def _run_arms(plan: TransferPlan, targets: list[ResolvedTarget], specs: list[Run
     if skipped:
         log.info("peer runs skipped where scratch already reached the threshold: %s",
                  sorted({(s.target, s.budget) for s in skipped}))
-    floors = {(t.label, arm): peer_budget_floor(t, earlier, arm) for t in targets for arm in PEER_ARMS}
-    peers = [s for s in peers if floors[(s.target, s.arm)] <= s.budget <= caps[s.target]]
-    ran, peer_results = _run_peers(targets, peers, earlier + results, sweep)
+    ran, peer_results = _run_peers(targets, [s for s in peers if s.budget <= caps[s.target]],
+                                   earlier + results, sweep)
     return own + ran, results + peer_results
 
 

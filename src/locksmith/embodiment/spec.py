@@ -327,6 +327,11 @@ class EmbodimentSpec(_Model):
                 return joint
         raise KeyError(f"{self.name}: no joint {name!r}")
 
+    def joint_limits(self, arm: str) -> tuple[list[float], list[float]]:
+        """The lower and upper limits of ``arm``'s joints, in its joint order (rad or m)."""
+        joints = [self.joint(j) for j in self.arm(arm).joints]
+        return [j.lower for j in joints], [j.upper for j in joints]
+
     @property
     def dof(self) -> int:
         """Actuated degrees of freedom: arm joints, one per gripper, three for a mobile base."""

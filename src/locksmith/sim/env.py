@@ -371,9 +371,7 @@ class TabletopEnv(gym.Env):
             for arm in ik_targets:
                 self.q_cmd[arm] = solved[arm]
         for arm in self.rig.arms:
-            lo = np.array([spec.joint(j).lower for j in spec.arm(arm.name).joints])
-            hi = np.array([spec.joint(j).upper for j in spec.arm(arm.name).joints])
-            self.q_cmd[arm.name] = np.clip(self.q_cmd[arm.name], lo, hi)
+            self.q_cmd[arm.name] = np.clip(self.q_cmd[arm.name], *spec.joint_limits(arm.name))
         self._write_ctrl()
 
     def _write_ctrl(self) -> None:

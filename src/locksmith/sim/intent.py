@@ -75,8 +75,7 @@ class IntentDecoder:
         if self.joint_space and ik is None:
             raise ValueError(f"{spec.name}: joint-space commands need the robot's IK to decode intent")
         self.rotation = {arm: top_down_rotation(yaw[arm]) for arm in self.arms}
-        self._limits = {arm: (np.array([spec.joint(j).lower for j in spec.arm(arm).joints]),
-                              np.array([spec.joint(j).upper for j in spec.arm(arm).joints])) for arm in self.arms}
+        self._limits = {arm: spec.joint_limits(arm) for arm in self.arms}
         self.q_cmd: dict[str, np.ndarray] = {}
         self.tcp_cmd: dict[str, np.ndarray] = {}
 
