@@ -1,11 +1,11 @@
 """The pretraining recipe's own data: recorded once, reused, recorded anew when the recipe's
-execution noise changes."""
+execution noise or the robot's spec changes."""
 
 import json
 
 import pytest
 
-from locksmith.data.record import DEFAULT_DEMO_NOISE, META_FILE
+from locksmith.data.record import DEFAULT_DEMO_NOISE, META_FILE, SPEC_FILE
 from locksmith.train.prior import PriorRecipe, ensure_demos
 
 
@@ -21,6 +21,20 @@ def test_recipe_records_its_noise_reuses_it_and_re_records_on_a_change(tmp_path)
     clean = ensure_demos("panda", "reach", 1, root, noise=0.0)  # another noise: recorded anew
     assert clean.num_episodes == 1
     assert json.loads((root / META_FILE).read_text())["execution_noise_m"] == 0.0
+
+
+def test_demos_recorded_under_an_older_spec_are_recorded_anew(tmp_path):
+    """A recording is only as current as the spec beside it: one made before the robot's spec
+    changed (its units, gripper convention or feature names) is not reused under the new one."""
+    root = tmp_path / "panda_reach"
+    ensure_demos("panda", "reach", 1, root)
+    beside = root / SPEC_FILE
+    current = beside.read_text()
+    beside.write_text(current.replace("name: panda", "name: panda  # an older version", 1))
+    stamp = (root / META_FILE).stat().st_mtime_ns
+    assert ensure_demos("panda", "reach", 1, root).num_episodes == 1
+    assert beside.read_text() == current
+    assert (root / META_FILE).stat().st_mtime_ns != stamp
 
 
 def test_recipe_default_noise_and_bad_noise():

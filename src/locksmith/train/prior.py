@@ -29,6 +29,7 @@ from locksmith.data.loading import (
 )
 from locksmith.data.record import (
     DEFAULT_DEMO_NOISE,
+    SPEC_FILE,
     execution_noise,
     expert_version,
     read_locksmith_meta,
@@ -89,22 +90,26 @@ def ensure_demos(robot: str, task: str, episodes: int, root: Path, seed: int = 0
                  noise: float = 0.0) -> Demonstrations:
     """The first ``episodes`` demos of (robot, task) at ``root``, recording what is missing.
 
-    ``root`` is the caller's own folder: demos there recorded with another execution noise, or by
-    another version of the scripted expert (`EXPERT_VERSION`), are recorded anew.
+    ``root`` is the caller's own folder: demos there recorded with another execution noise, by
+    another version of the scripted expert (`EXPERT_VERSION`), or under another version of the
+    robot's spec (its units, gripper convention or feature names changed since) are recorded anew.
     """
+    from locksmith.embodiment.registry import load_robot_spec
     from locksmith.sim.expert import EXPERT_VERSION
 
     recorded = (root / "meta" / "info.json").is_file()
     meta = read_locksmith_meta(root) if recorded else {}
-    if recorded and execution_noise(meta) == noise and expert_version(meta) == EXPERT_VERSION:
+    beside = root / SPEC_FILE
+    same_spec = beside.is_file() and beside.read_text() == load_robot_spec(robot).to_yaml()
+    if recorded and same_spec and execution_noise(meta) == noise and expert_version(meta) == EXPERT_VERSION:
         demos = load_demonstrations(root)
         if demos.num_episodes >= episodes:
             return demos.subset(range(episodes)) if demos.num_episodes > episodes else demos
         record_demos(robot, task, episodes - demos.num_episodes, root, seed=seed, append=True, noise=noise)
     else:
         if recorded:
-            log.info("%s was recorded with another execution noise than %g m or an older expert: recording it "
-                     "anew", root, noise)
+            log.info("%s was recorded with another execution noise than %g m, an older expert or another "
+                     "version of %s's spec: recording it anew", root, noise, robot)
         record_demos(robot, task, episodes, root, seed=seed, overwrite=root.exists(), noise=noise)
     return load_demonstrations(root)
 
