@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from locksmith import __version__
+from locksmith.policy import ACTION_SPACES
 from locksmith.train import defaults
 
 EXIT_BAD_INPUT = 2
@@ -243,8 +244,9 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
                                    checkpoint_every=args.checkpoint_every)
         given = {k: v for k, v in (("demo_noise", args.demo_noise), ("demos_per_robot", args.demos_per_robot))
                  if v is not None}  # the rest: PriorRecipe's defaults
+        trunk = {"action_space": args.action_space} if args.action_space != "native" else {}
         recipe = PriorRecipe(robots=tuple(robots), tasks=tuple(tasks), weights=weights,
-                             temperature=args.temperature, **given)
+                             temperature=args.temperature, trunk=trunk, **given)
         if args.tune_episodes > 0:
             task = tuning_task(tasks, _split(args.datasets))
             print("re-planning horizons left at half a chunk: the datasets name no simulated task to tune on"
@@ -360,6 +362,8 @@ def _cmd_adapt(args: argparse.Namespace) -> int:
 
     if args.recipe not in RECIPES:
         raise BadInput(f"--recipe: unknown recipe {args.recipe!r}; known recipes: {', '.join(RECIPES)}")
+    if args.dataset is None and not (args.demos == 0 and args.spec is not None):
+        raise BadInput("--dataset: required (only a zero-shot key, --demos 0, can be built from --spec alone)")
     _check_out_folder("--out", args.out)
     if not args.overwrite and ((args.out / "policy").exists() or (args.out / "adapt.json").exists()):
         raise BadInput(f"--out: {args.out} already holds a key (policy/, adapt.json); pass --overwrite to replace "
@@ -497,6 +501,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="DART-style execution noise (m) of the demonstrations recorded: the robot runs the "
                         "expert's command with a perturbed TCP goal, the clean one is recorded (default: "
                         "PriorRecipe.demo_noise, 0: none)")
+    p.add_argument("--action-space", choices=ACTION_SPACES, default="native",
+                   help="what the trunk predicts: each robot's own command (native), or shared intent that "
+                        "each robot's decoder turns into its command (intent; docs/intent.md)")
     p.add_argument("--steps", type=_count(1, 1_000_000), default=defaults.PRETRAIN_STEPS,
                    help=f"optimizer steps (default {defaults.PRETRAIN_STEPS}: ~22 min on one core)")
     p.add_argument("--batch-size", type=_count(1, 8192), default=defaults.PRETRAIN_BATCH_SIZE,
@@ -560,10 +567,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prior", type=Path, default=None,
                    help="prior checkpoint folder (default: the published prior that ships with locksmith; "
                         "scratch uses its architecture)")
-    p.add_argument("--dataset", required=True, type=Path, help="the new robot's LeRobot dataset")
+    p.add_argument("--dataset", type=Path, default=None,
+                   help="the new robot's LeRobot dataset (not needed for --demos 0 with --spec)")
     p.add_argument("--recipe", required=True, help="head, token, lora, full or scratch")
-    p.add_argument("--demos", type=_count(1, 100_000), default=None,
-                   help="use a seeded subset of N episodes (default: all)")
+    p.add_argument("--demos", type=_count(0, 100_000), default=None,
+                   help="use a seeded subset of N episodes (default: all); 0 with an intent prior: the "
+                        "zero-shot key, built from the robot's spec and the prior, nothing trained")
     p.add_argument("--steps", type=_count(1, 1_000_000), default=1000, help="optimizer steps")
     p.add_argument("--batch-size", type=_count(1, 8192), default=128, help="samples per step")
     p.add_argument("--lr", type=_number(0.0, 1.0, low_open=True), default=1e-3, help="peak learning rate")

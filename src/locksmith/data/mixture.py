@@ -41,6 +41,7 @@ class ChunkSampler:
         self.state = torch.as_tensor(a["observation.state"])
         self.env_state = torch.as_tensor(a["observation.environment_state"])
         self.action = torch.as_tensor(a["action"])
+        self.intent = torch.as_tensor(a["intent"]) if "intent" in a else None  # what intent policies learn
         objects, pads = episode_targets(a["observation.environment_state"], demos.episode_starts, demos.episode_ends)
         self.target_object, self.target_pad = torch.as_tensor(objects), torch.as_tensor(pads)
 
@@ -53,7 +54,8 @@ class ChunkSampler:
 
     def gather(self, idx: np.ndarray) -> dict[str, torch.Tensor]:
         t = torch.as_tensor(idx)
-        return {
+        intent = {} if self.intent is None else {"intent": self.intent[torch.as_tensor(self.chunk_index[idx])]}
+        return {**intent,
             "observation.state": self.state[t],
             "observation.environment_state": self.env_state[t],
             "language": self.language[torch.as_tensor(self.task_ids[idx])],  # (B, L, 384)

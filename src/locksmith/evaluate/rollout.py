@@ -54,15 +54,21 @@ class ExpertAgent(Agent):
 
 
 class PolicyAgent(Agent):
-    """A `CrossEmbodimentPolicy` acting for one robot, batched over environments."""
+    """A `CrossEmbodimentPolicy` acting for one robot, batched over environments. An intent
+    policy's chunks are intent: each environment's `IntentDecoder` (built from the robot's model
+    and spec at the episode's start) turns the next one into the robot's command at every step."""
 
     def __init__(self, policy, robot: str, n_steps: int | None = None):
         self.policy = policy
         self.robot = robot
         self.n_steps = n_steps or policy.config.embodiment(robot).n_action_steps
+        self.intent = policy.config.intent
 
     def reset(self, envs):
+        from locksmith.sim.intent import decoder_for
+
         self.queues: list[list[np.ndarray]] = [[] for _ in envs]
+        self.decoders = [decoder_for(env) for env in envs] if self.intent else None
 
     def act(self, envs, active, obs):
         need = [k for k, i in enumerate(active) if not self.queues[i]]
@@ -73,6 +79,8 @@ class PolicyAgent(Agent):
             chunk = self.policy.predict_action_chunk(self.robot, state, env_state, texts).cpu().numpy()
             for row, k in enumerate(need):
                 self.queues[active[k]] = list(chunk[row, : self.n_steps])
+        if self.intent:
+            return np.stack([self.decoders[i].decode(self.queues[i].pop(0)) for i in active])
         return np.stack([self.queues[i].pop(0) for i in active])
 
 

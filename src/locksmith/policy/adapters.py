@@ -10,6 +10,10 @@
 | `full`    | everything; the penalty is L2-SP, λ‖θ − θ*‖², toward the prior | prior   |
 | `scratch` | everything; the same architecture randomly initialised     | nothing     |
 
+For an intent prior (`locksmith.policy.intent`) a robot's stem is its frame, built from its spec
+with nothing to learn, and its head a residual on the shared intent head, zero at the start: the
+`head` key trains the residual alone, and a key before any training step is the zero-shot key.
+
 `scratch` is the matched baseline: same architecture, same loop, same step rule and tuning.
 The new stem and head may start from the most similar pool robot (same action kind first, then
 same control rate): every weight whose name and shape match is copied ("donor").
@@ -94,7 +98,7 @@ def _copy_matching(src: nn.Module, dst: nn.Module) -> int:
 def build_adapted(
     prior: CrossEmbodimentPolicy,
     target: EmbodimentSpec,
-    stats: dict,
+    stats: dict | None,
     recipe: AdapterRecipe,
     lora_rank: int = 8,
     lora_alpha: float = 16.0,
@@ -108,13 +112,17 @@ def build_adapted(
     ``demos`` (the same frames) unless ``stats`` already holds them.
     """
     emb = EmbodimentConfig.from_spec(target, relative_actions=prior.config.relative_actions)
-    if emb.relative_actions and RELATIVE_ACTION_KEY not in stats:
+    if stats is None and not prior.config.intent:
+        raise ValueError(f"{target.name}: a key without demonstrations (no stats) needs an intent prior "
+                         "(action_space 'intent'); this prior predicts each robot's own command")
+    if stats is not None and emb.relative_actions and RELATIVE_ACTION_KEY not in stats:
         if demos is None:
             raise ValueError(f"{target.name}: relative actions need the demonstrations to compute "
                              f"{RELATIVE_ACTION_KEY!r} stats; pass demos=")
         stats = {**stats, RELATIVE_ACTION_KEY: training_stats(demos, emb)[RELATIVE_ACTION_KEY]}
     config = PolicyConfig(**{**prior.config.__dict__, "embodiments": (emb,)})
-    policy = CrossEmbodimentPolicy(config, stats={target.name: stats}, specs={target.name: target})
+    policy = CrossEmbodimentPolicy(config, stats=None if stats is None else {target.name: stats},
+                                   specs={target.name: target})
     policy.language = prior.language.__class__(dict(prior.language.cache))
     info: dict = {"recipe": recipe.name, "donor": None}
     if recipe.from_prior:
@@ -122,8 +130,9 @@ def build_adapted(
         donor_name = choose_donor(prior, target) if donor == "auto" else donor
         if donor_name is not None:
             info["donor"] = donor_name
-            info["copied_stem"] = _copy_matching(prior.stems[donor_name], policy.stems[target.name])
-            info["copied_head"] = _copy_matching(prior.heads[donor_name], policy.heads[target.name])
+            if not config.intent:  # an intent key's frame is built from its spec; its residual starts at zero
+                info["copied_stem"] = _copy_matching(prior.stems[donor_name], policy.stems[target.name])
+                info["copied_head"] = _copy_matching(prior.heads[donor_name], policy.heads[target.name])
             with torch.no_grad():
                 policy.embodiment_tokens[target.name].copy_(prior.embodiment_tokens[donor_name])
     for p in policy.parameters():
@@ -145,6 +154,21 @@ def build_adapted(
     info["trainable_parameters"] = policy.num_parameters(trainable_only=True)
     info["total_parameters"] = policy.num_parameters()
     return policy, info
+
+
+def zero_shot_key(prior: CrossEmbodimentPolicy, target: EmbodimentSpec) -> tuple[CrossEmbodimentPolicy, dict]:
+    """The key an intent prior gives a new robot before any demonstration: the prior's trunk
+    (shared stem and head), the donor's embodiment token, the robot's frame built from its spec and
+    a zero residual. Its commands come from the robot's intent decoder; without data there are no
+    normalization stats (an intent policy reads none) and the shield bounds commands by the spec
+    alone."""
+    if not prior.config.intent:
+        raise ValueError(f"{target.name}: a zero-shot key needs an intent prior (action_space 'intent'); this "
+                         "prior predicts each pool robot's own command and has no head for a robot it never saw")
+    policy, info = build_adapted(prior, target, None, get_recipe("head"))
+    for p in policy.parameters():
+        p.requires_grad_(False)
+    return policy, {**info, "recipe": "zero_shot", "trainable_parameters": 0}
 
 
 def make_regularizer(policy: CrossEmbodimentPolicy, recipe: AdapterRecipe, weight: float,

@@ -6,6 +6,7 @@ import json
 from dataclasses import asdict, dataclass, field, replace
 
 from locksmith.embodiment.spec import EmbodimentSpec
+from locksmith.policy import ACTION_SPACES
 from locksmith.sim.scene import N_OBJECTS, N_PADS
 
 CONFIG_VERSION = 1
@@ -98,6 +99,11 @@ def relative_action_index(spec: EmbodimentSpec) -> tuple[int, ...]:
     return tuple(index)
 
 
+# Fields added after checkpoints were published, left out of a config's JSON while at their default,
+# so that a policy which does not use them is written (and digested) exactly as before.
+OMITTED_WHEN_DEFAULT = {"action_space": "native"}
+
+
 @dataclass(frozen=True)
 class PolicyConfig:
     """Sizes of the shared trunk and the embodiments it serves (stems/heads per embodiment)."""
@@ -114,6 +120,7 @@ class PolicyConfig:
     relative_actions: bool = True  # joint-position actions predicted relative to the joint state
     grounding_weight: float = 0.3  # auxiliary loss: which object/pad the instruction names (shared head)
     language_prefix: bool = True  # language attends only to language, computed once per instruction
+    action_space: str = "native"  # see ACTION_SPACES
     version: int = CONFIG_VERSION
     extra: dict = field(default_factory=dict)
 
@@ -127,6 +134,8 @@ class PolicyConfig:
                 raise ValueError(f"{f}={getattr(self, f)} must be >= 1")
         if self.grounding_weight < 0:
             raise ValueError(f"grounding_weight={self.grounding_weight} must be >= 0")
+        if self.action_space not in ACTION_SPACES:
+            raise ValueError(f"action_space={self.action_space!r}; known: {', '.join(ACTION_SPACES)}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout={self.dropout} must be in [0, 1)")
         names = [e.name for e in self.embodiments]
@@ -143,8 +152,16 @@ class PolicyConfig:
                 return emb
         raise KeyError(f"this policy has no embodiment {name!r}; it knows {[e.name for e in self.embodiments]}")
 
+    @property
+    def intent(self) -> bool:
+        return self.action_space == "intent"
+
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2)
+        data = asdict(self)
+        for key, default in OMITTED_WHEN_DEFAULT.items():  # as written before the field: same file, same digest
+            if data[key] == default:
+                del data[key]
+        return json.dumps(data, indent=2)
 
     @classmethod
     def from_json(cls, text: str) -> PolicyConfig:

@@ -10,6 +10,10 @@ Interface (as LeRobot's policies): `forward(batch) -> (loss, metrics)`, `predict
 A training batch is grouped by robot: ``{robot: {feature: tensor}}``; the loss is
 ``Σ_r w_r L1_r / Σ_r w_r`` over normalized action chunks with padded steps masked.
 
+With ``action_space="intent"`` (`locksmith.policy.intent`) the trunk's shared stem and head
+speak shared intent in the base frame, a robot's stem is its frame and its head a residual, and
+its `IntentDecoder` turns intent into its commands.
+
 Relative actions (`EmbodimentConfig.action_state_index`): a robot's joint-position targets are
 learned as ``action[t + k] - state[t]`` (normalized with the stats of those differences), and
 the current joint state is added back in `predict_action_chunk`, so callers always see
@@ -57,8 +61,18 @@ class CrossEmbodimentPolicy(nn.Module):
         super().__init__()
         self.config = config
         d = config.d_model
-        self.stems = nn.ModuleDict({e.name: Stem(e, d) for e in config.embodiments})
-        self.heads = nn.ModuleDict({e.name: ActionHead(e, d, config.n_readouts, config.head_multiplier) for e in config.embodiments})
+        if config.intent:  # a robot's stem is its frame (built from its spec), its head a residual
+            from locksmith.policy.intent import IntentFrame, IntentResidual
+
+            missing = [e.name for e in config.embodiments if e.name not in (specs or {})]
+            if missing:
+                raise ValueError(f"an intent policy builds each robot's frame from its spec; no spec for {missing}")
+            self.stems = nn.ModuleDict({e.name: IntentFrame(specs[e.name], e.chunk_size) for e in config.embodiments})
+            self.heads = nn.ModuleDict({e.name: IntentResidual(d, config.n_readouts) for e in config.embodiments})
+        else:
+            self.stems = nn.ModuleDict({e.name: Stem(e, d) for e in config.embodiments})
+            self.heads = nn.ModuleDict({e.name: ActionHead(e, d, config.n_readouts, config.head_multiplier)
+                                        for e in config.embodiments})
         self.embodiment_tokens = nn.ParameterDict(
             {e.name: nn.Parameter(torch.randn(d) * 0.02) for e in config.embodiments})
         self.normalizers = nn.ModuleDict({
@@ -113,10 +127,15 @@ class CrossEmbodimentPolicy(nn.Module):
                 language = torch.cat([language, language.new_zeros(language.shape[0], extra, language.shape[2])], 1)
                 language_mask = torch.cat([language_mask, language_mask.new_ones(language_mask.shape[0], extra)], 1)
             norm = self.normalizers[robot]
-            t = self.stems[robot](norm.state.normalize(state), norm.environment_state.normalize(env_state), env_state)
+            if self.config.intent:
+                t = self.trunk.intent_stem(*self.stems[robot].features(env_state))
+            else:
+                t = self.stems[robot](norm.state.normalize(state), norm.environment_state.normalize(env_state),
+                                      env_state)
             b, s, d = t.shape
             pad = width - s
             mask = torch.zeros(b, width, dtype=torch.bool, device=t.device)
+            mask[:, 0] = self.config.intent  # the intent stem's state token is a masked placeholder
             if pad:
                 t = torch.cat([t, t.new_zeros(b, pad, d)], dim=1)
                 mask[:, s:] = True
@@ -158,10 +177,13 @@ class CrossEmbodimentPolicy(nn.Module):
         readouts, entity_out = self._encode(groups, entity_outputs=grounding)
         total, weight_sum, metrics = 0.0, 0.0, {}
         for robot, b in batch.items():
-            pred = self.heads[robot](readouts[robot])  # (B, H, A)
-            target = self.action_targets(robot, b["action"], b["observation.state"])  # (B, H, A)
-            keep = (~b["action_is_pad"]).unsqueeze(-1).to(pred.dtype)  # (B, H, 1)
-            loss = (torch.abs(pred - target) * keep).sum() / (keep.sum() * pred.shape[-1]).clamp_min(1.0)
+            if self.config.intent:
+                loss = self._intent_loss(robot, readouts[robot], b)
+            else:
+                pred = self.heads[robot](readouts[robot])  # (B, H, A)
+                target = self.action_targets(robot, b["action"], b["observation.state"])  # (B, H, A)
+                keep = (~b["action_is_pad"]).unsqueeze(-1).to(pred.dtype)  # (B, H, 1)
+                loss = (torch.abs(pred - target) * keep).sum() / (keep.sum() * pred.shape[-1]).clamp_min(1.0)
             metrics[f"loss/{robot}"] = float(loss.detach())
             if grounding:
                 aux, accuracy = self._grounding_loss(entity_out[robot], b)
@@ -175,6 +197,19 @@ class CrossEmbodimentPolicy(nn.Module):
         metrics["loss"] = float(loss.detach())
         return loss, metrics
 
+    def _intent_knots(self, robot: str, readouts: torch.Tensor) -> torch.Tensor:
+        """(B, R, D) → normalized intent knots (B, K, slots): the shared head plus the robot's residual."""
+        return self.trunk.intent_head(readouts) + self.heads[robot](readouts)
+
+    def _intent_loss(self, robot: str, readouts: torch.Tensor, b: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Masked L1 on the normalized intent knots of the robot's slots."""
+        if "intent" not in b:
+            raise ValueError(f"{robot}: an intent policy trains on the recorded 'intent' feature, and these "
+                             "demonstrations have none (record them with `locksmith demos`)")
+        target, mask = self.stems[robot].targets(b["intent"], b["action_is_pad"])
+        keep = mask.to(readouts.dtype)
+        return (torch.abs(self._intent_knots(robot, readouts) - target) * keep).sum() / keep.sum().clamp_min(1.0)
+
     # ------------------------------------------------------------------ acting
     def embed_instructions(self, instructions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Instruction tokens (B, L, 384) and their padding mask (B, L)."""
@@ -185,13 +220,17 @@ class CrossEmbodimentPolicy(nn.Module):
     @torch.no_grad()
     def predict_action_chunk(self, robot: str, state: torch.Tensor | np.ndarray,
                              environment_state: torch.Tensor | np.ndarray, instructions: list[str]) -> torch.Tensor:
-        """(B, state_dim), (B, env_dim), B instructions → (B, chunk_size, action_dim), native units."""
+        """(B, state_dim), (B, env_dim), B instructions → (B, chunk_size, action_dim), native units;
+        for an intent policy (B, chunk_size, intent_dim) intent, which the robot's `IntentDecoder`
+        turns into commands step by step (`evaluate.rollout.PolicyAgent` does)."""
         if robot not in self.stems:
             raise CheckpointError(f"this policy has no embodiment {robot!r}; it knows {sorted(self.stems)}")
         device = next(self.parameters()).device
         state = torch.as_tensor(state, dtype=torch.float32, device=device)
         env_state = torch.as_tensor(environment_state, dtype=torch.float32, device=device)
         readouts = self._readouts({robot: (state, env_state, *self.embed_instructions(instructions))})[robot]
+        if self.config.intent:
+            return self.stems[robot].to_intent(self._intent_knots(robot, readouts))
         return self.native_actions(robot, self.heads[robot](readouts), state)
 
     @torch.no_grad()

@@ -17,7 +17,8 @@ sample's prefix separately), checked by a test.
 
 With ``grounding_weight > 0`` the trunk also owns the shared grounding head: one logit per
 object and pad token ("is this the entity the instruction names?"), trained by an auxiliary
-loss. It is part of the trunk so that every robot, and every adapter, shares it.
+loss. It is part of the trunk so that every robot, and every adapter, shares it. So are the shared stem
+and head of the intent action space (`locksmith.policy.intent`), when the policy has one.
 """
 
 from __future__ import annotations
@@ -161,6 +162,11 @@ class Trunk(nn.Module):
         self.n_readouts = config.n_readouts
         self.grounding = nn.Linear(d, 1) if config.grounding_weight > 0 else None
         self.language_prefix = config.language_prefix
+        if config.intent:  # the shared stem and head of the intent action space (policy.intent)
+            from locksmith.policy.intent import IntentHead, IntentStem
+
+            self.intent_stem = IntentStem(d)
+            self.intent_head = IntentHead(d, config.n_readouts, config.head_multiplier)
 
     def forward(self, embodiment: torch.Tensor, language: torch.Tensor, language_mask: torch.Tensor,
                 stem_tokens: torch.Tensor, stem_mask: torch.Tensor | None = None,

@@ -35,14 +35,14 @@ def cache_dir() -> Path:
 
 def stale_fields(config_text: str) -> list[str]:
     """What differs between a checkpoint's config and the code's `PolicyConfig` (empty: current)."""
-    from locksmith.policy.config import CONFIG_VERSION, EmbodimentConfig, PolicyConfig
+    from locksmith.policy.config import CONFIG_VERSION, OMITTED_WHEN_DEFAULT, EmbodimentConfig, PolicyConfig
 
     data = json.loads(config_text)
     problems = []
     if data.get("version") != CONFIG_VERSION:
         problems.append(f"config version {data.get('version')}, this locksmith writes {CONFIG_VERSION}")
     expected = {f.name for f in fields(PolicyConfig)}
-    problems += [f"missing {k}" for k in sorted(expected - set(data))]
+    problems += [f"missing {k}" for k in sorted(expected - set(data) - set(OMITTED_WHEN_DEFAULT))]
     problems += [f"unknown {k}" for k in sorted(set(data) - expected)]
     expected_emb = {f.name for f in fields(EmbodimentConfig)}
     for emb in data.get("embodiments", []):

@@ -28,6 +28,7 @@ from locksmith.policy.adapters import (
     get_recipe,
     make_regularizer,
     merge_lora,
+    zero_shot_key,
 )
 from locksmith.policy.policy import CrossEmbodimentPolicy
 from locksmith.train.compat import CompatibilityReport, check_compatibility
@@ -72,6 +73,8 @@ def adapt(prior_dir: str | Path | None, dataset: str | Path, recipe: str, out: s
     out = Path(out)
     if prior is None:
         prior = CrossEmbodimentPolicy.from_pretrained(prior_dir)
+    if demos == 0:
+        return _zero_shot(prior, prior_dir, dataset, spec, out)
     report = None
     if not checked:
         report = check_compatibility(prior, prior_dir, dataset, spec)
@@ -110,5 +113,27 @@ def adapt(prior_dir: str | Path | None, dataset: str | Path, recipe: str, out: s
         "weight": weight, "compatibility": None if report is None else report.to_dict(),
         "train_seconds": summary["seconds"], "snapshots": summary["snapshots"],
     }
+    write_json_atomic(out / "adapt.json", record)
+    return record
+
+
+def _zero_shot(prior: CrossEmbodimentPolicy, prior_dir: str | Path | None, dataset: str | Path | None,
+               spec: EmbodimentSpec | str | Path | None, out: Path) -> dict:
+    """`adapt` with 0 demos: an intent prior's zero-shot key (`zero_shot_key`), saved as a key is."""
+    from locksmith.embodiment.spec import load_spec
+
+    if spec is None:
+        if dataset is None:
+            raise ValueError("a zero-shot key needs the robot's spec: give a spec or a dataset with one beside it")
+        spec = load_demonstrations(dataset).spec
+    elif not isinstance(spec, EmbodimentSpec):
+        spec = load_spec(spec)
+    start = time.perf_counter()
+    policy, info = zero_shot_key(prior, spec)
+    policy.save_pretrained(out / "policy")
+    record = {**info, "robot": spec.name, "prior": None if prior_dir is None else str(prior_dir),
+              "dataset": None if dataset is None else str(dataset), "demos": 0, "episodes": [], "frames": 0,
+              "wallclock_seconds": time.perf_counter() - start, "final_loss": None, "train": None, "weight": 0.0,
+              "compatibility": None, "train_seconds": 0.0, "snapshots": []}
     write_json_atomic(out / "adapt.json", record)
     return record
