@@ -212,3 +212,20 @@ def test_the_peer_runs_from_the_largest_budget_down_and_stops_where_it_misses(mo
     done, results = run._run_peers([target], specs, [], {})
     assert ran == [[40], [20], [10]]  # 10 misses: 5 cannot change the peer's demos-to-threshold
     assert sorted({s.budget for s in done}) == [10, 20, 40] and len(results) == 9
+
+
+def test_an_intent_prior_is_its_own_cache_entry_and_a_native_one_keeps_its_key():
+    """The action space is part of what a plan pretrains; a native prior's key is computed as it
+    was before the field existed, so the priors already cached stay found."""
+    import hashlib
+    import json
+
+    from locksmith.audit.plan import PriorSection
+
+    native = PriorSection()
+    before = hashlib.sha256(json.dumps(native.model_dump(mode="json", exclude={"checkpoint", "action_space"}),
+                                       sort_keys=True).encode()).hexdigest()[:16]
+    assert native.cache_key() == before
+    assert PriorSection(action_space="intent").cache_key() != before
+    with pytest.raises(ValueError, match="unknown action space 'joint'"):
+        PriorSection(action_space="joint")

@@ -52,6 +52,7 @@ from locksmith.audit.training_rule import (
 from locksmith.data.record import DEFAULT_DEMO_NOISE
 from locksmith.embodiment.registry import known_robots, load_robot_spec
 from locksmith.embodiment.spec import format_validation_error
+from locksmith.policy import ACTION_SPACES
 from locksmith.policy.adapters import RECIPES
 from locksmith.safe_yaml import InputFileError, find_bool, load_toml_file, load_yaml_file
 from locksmith.sim.slices import SLICES
@@ -88,6 +89,12 @@ class PriorSection(Model):
     seed: int = Field(0, ge=0, le=2**31 - 1)
     tune_episodes: int = Field(defaults.TUNE_EPISODES, ge=0, le=MAX_EPISODES)  # horizon choice (0: none)
     trunk: dict[str, int] = {}  # trunk sizes that differ from the policy's defaults (d_model, n_layers, ...)
+    action_space: str = "native"  # what the trunk predicts: each robot's command, or shared intent (policy.intent)
+
+    @field_validator("action_space")
+    @classmethod
+    def _action_space(cls, v: str) -> str:
+        return check_known("action space", v, ACTION_SPACES)
 
     @field_validator("trunk")
     @classmethod
@@ -137,7 +144,9 @@ class PriorSection(Model):
 
     def cache_key(self) -> str:
         """What decides the pretrained weights (the checkpoint path aside)."""
-        data = self.model_dump(mode="json", exclude={"checkpoint"})
+        # a native prior leaves the later field out: the keys of priors cached before it stay valid
+        data = self.model_dump(mode="json", exclude={"checkpoint"} | ({"action_space"} if self.action_space == "native"
+                                                                       else set()))
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 

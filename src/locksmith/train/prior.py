@@ -61,8 +61,8 @@ class PriorRecipe:
     # DART-style execution noise (m) for the demonstrations the recipe records
     # (`sim.expert.ExecutionNoise`); 0: the expert's own commands.
     demo_noise: float = DEFAULT_DEMO_NOISE
-    # Trunk sizes (d_model, n_layers, n_heads, d_feedforward, n_readouts) that differ from
-    # PolicyConfig's defaults; empty: the defaults.
+    # PolicyConfig fields that differ from its defaults: trunk sizes (d_model, n_layers, n_heads,
+    # d_feedforward, n_readouts) and the action space; empty: the defaults.
     trunk: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
