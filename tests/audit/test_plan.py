@@ -229,3 +229,18 @@ def test_an_intent_prior_is_its_own_cache_entry_and_a_native_one_keeps_its_key()
     assert PriorSection(action_space="intent").cache_key() != before
     with pytest.raises(ValueError, match="unknown action space 'joint'"):
         PriorSection(action_space="joint")
+
+
+def test_the_plain_head_scratch_arm_runs_only_beside_an_intent_prior(tmp_path):
+    """``prior_and_native`` adds the plain-head twin of an intent prior as a second scratch arm;
+    beside a native prior (the published one, or a plan pretraining one) it would repeat scratch,
+    so the plan is refused before anything is written."""
+    from locksmith.audit.priors import check_prior
+
+    both = {**BASE, "scratch_architectures": "prior_and_native"}
+    assert parse_plan(both).arms == ("scratch", "scratch_native", "act", "lora")
+    for plan in (both, {**both, "prior": {"robots": ["panda"], "tasks": ["reach"]}}):
+        with pytest.raises(PlanError, match="plan.yaml: scratch_architectures: 'prior_and_native'"):
+            check_prior(parse_plan(plan), "plan.yaml")
+    intent = {**both, "prior": {"robots": ["panda"], "tasks": ["reach"], "action_space": "intent"}}
+    assert check_prior(parse_plan(intent), "plan.yaml").prior is None  # built later, by the plan

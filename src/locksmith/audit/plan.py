@@ -62,6 +62,9 @@ from locksmith.train.lerobot_prior import LEROBOT_ARMS
 
 PLANS_DIR = Path(__file__).parent / "plans"
 PEER_ARMS = ("act",)
+# Our architecture from scratch: the prior's own ("scratch"), and beside an intent prior the plain
+# per-robot head's, the published prior's ("scratch_native", `TransferPlan.scratch_architectures`).
+SCRATCH_ARMS = ("scratch", "scratch_native")
 MAX_TRUNK = {"d_model": 2048, "n_layers": 48, "n_heads": 64, "d_feedforward": 8192, "n_readouts": 64}
 MAX_LIST = 64  # targets, budgets, seeds, recipes, slices, pool robots and tasks
 ROLE_ROBOTS = {"tabletop_arm": "so101", "mobile_manipulator": "mobile_panda", "bimanual_platform": "aloha"}
@@ -240,6 +243,11 @@ class TransferPlan(Model):
     # until_scratch_crosses: the peer runs only at budgets where it can still be the stronger
     # baseline (up to the first budget at which scratch reaches the threshold); all: everywhere
     peer_runs: Literal["until_scratch_crosses", "all"] = "until_scratch_crosses"
+    # which of our architectures train from scratch: the prior's ("prior"), or also the published
+    # prior's per-robot stems and plain heads ("prior_and_native", arm `scratch_native`): beside an
+    # intent prior, whose scratch arm shares the intent decoder, the baseline is then the strongest
+    # of every from-scratch arm, so a gain measures the prior and not the decoder
+    scratch_architectures: Literal["prior", "prior_and_native"] = "prior"
     budgets: tuple[int, ...] = Field(max_length=MAX_LIST)
     seeds: tuple[int, ...] = Field((0, 1, 2), max_length=MAX_LIST)
     evaluation: Evaluation = Evaluation()
@@ -273,7 +281,7 @@ class TransferPlan(Model):
 
     def _unused_recipes(self, rule: TrainingRule) -> list[str]:
         """The recipes ``rule`` gives settings for that the plan does not run."""
-        return sorted(set(rule.recipes) - set(self.recipes) - {"scratch"})
+        return sorted(set(rule.recipes) - set(self.recipes) - set(SCRATCH_ARMS))
 
     @property
     def headline(self) -> str:
@@ -339,9 +347,11 @@ class TransferPlan(Model):
 
     @property
     def arms(self) -> tuple[str, ...]:
-        """Every arm that runs: scratch, the peer baseline, then the adapted recipes."""
+        """Every arm that runs: scratch (and the plain-head scratch), the peer baseline, then the
+        adapted recipes."""
         peers = PEER_ARMS if self.peer_baseline == "act" else ()
-        return ("scratch", *peers, *self.recipes)
+        both = self.scratch_architectures == "prior_and_native"
+        return (*SCRATCH_ARMS[: 2 if both else 1], *peers, *self.recipes)
 
     def threshold_for(self, target: TargetSection) -> Threshold:
         return target.threshold or self.threshold

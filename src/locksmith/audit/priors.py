@@ -37,7 +37,7 @@ from locksmith.train.lerobot_prior import LEROBOT_ARMS
 log = logging.getLogger(__name__)
 
 PriorKind = Literal["locksmith", "lerobot"]
-ARCHITECTURE_ONLY_ARMS = ("scratch", "act")  # arms that use no prior weights
+ARCHITECTURE_ONLY_ARMS = ("scratch", "scratch_native", "act")  # arms that use no prior weights
 
 
 class AuditError(ValueError):
@@ -134,14 +134,26 @@ def check_prior(plan: TransferPlan, source: str) -> CheckedPrior:
             lerobot = load_lerobot_prior(section.checkpoint)
         except CheckpointError as err:
             raise PlanError(f"{source}: prior.checkpoint: {err}") from None
-    elif section is not None and section.checkpoint is None:
-        return CheckedPrior(kind, None, None)  # the plan's own pretraining stage: built later
+    elif section is not None and section.checkpoint is None:  # the plan's own pretraining stage: built later
+        _check_native_twin(plan, kind, section.action_space == "intent", source)
+        return CheckedPrior(kind, None, None)
     try:
         prior_dir = shipped_prior() if section is None or kind == "lerobot" else Path(section.checkpoint)
-        return CheckedPrior(kind, prior_dir, CrossEmbodimentPolicy.from_pretrained(prior_dir), lerobot)
+        checked = CheckedPrior(kind, prior_dir, CrossEmbodimentPolicy.from_pretrained(prior_dir), lerobot)
     except CheckpointError as err:
         where = "prior.checkpoint" if section is not None and kind == "locksmith" else "the published prior"
         raise PlanError(f"{source}: {where}: {err}") from None
+    _check_native_twin(plan, kind, checked.prior.config.intent, source)
+    return checked
+
+
+def _check_native_twin(plan: TransferPlan, kind: PriorKind, intent: bool, source: str) -> None:
+    """``scratch_architectures: prior_and_native`` needs an intent prior: beside a native prior
+    the plain-head scratch arm would be the scratch arm again."""
+    if plan.scratch_architectures == "prior_and_native" and (kind == "lerobot" or not intent):
+        raise PlanError(f"{source}: scratch_architectures: 'prior_and_native' trains the plain-head twin of an "
+                        "intent prior (prior.action_space: intent); this prior already has plain heads, so its "
+                        "scratch arm is that architecture (use 'prior')")
 
 
 def ensure_prior(plan: TransferPlan, out: Path, progress: bool = True) -> tuple[Path, dict]:
@@ -228,11 +240,15 @@ class ArmSources:
     def directory(self, arm: str) -> Path:
         if arm == "scratch":
             return self.architecture_dir
+        if arm == "scratch_native":  # the prior's trunk with plain per-robot heads (`native_twin`)
+            return self.architecture_dir
         return self.prior_dir  # a LeRobot prior's ACT architecture is read from it for the act arm too
 
     def digest(self, arm: str) -> str:
         if arm == "scratch":
             return self.architecture_digest
+        if arm == "scratch_native":
+            return self.architecture_digest.replace("architecture:", "architecture:native:", 1)
         if arm in PEER_ARMS:
             return self.act_digest
         return self.weights_digest

@@ -27,7 +27,7 @@ from locksmith.audit.estimates import (
     GainRecord,
     NegativeTransferRecord,
 )
-from locksmith.audit.plan import PEER_ARMS, TransferPlan
+from locksmith.audit.plan import PEER_ARMS, SCRATCH_ARMS, TransferPlan
 from locksmith.audit.schema import (
     ArmKind,
     ArmRecord,
@@ -59,7 +59,7 @@ class SummaryError(ValueError):
 
 
 def arm_kind(arm: str) -> ArmKind:
-    return "scratch" if arm == "scratch" else "peer" if arm in PEER_ARMS else "adapted"
+    return "scratch" if arm in SCRATCH_ARMS else "peer" if arm in PEER_ARMS else "adapted"
 
 
 def arm_description(arm: str) -> str:

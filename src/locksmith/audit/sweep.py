@@ -144,7 +144,13 @@ def _train(spec: RunSpec, work: Path) -> tuple[Path, dict, list[dict]]:
                          grad_clip=spec.grad_clip, schedule=spec.schedule, checkpoint_every=spec.steps)
     if spec.arm in ACT_ARMS:
         return _train_act(spec, data, config, work)
-    record = adapt(spec.prior, spec.dataset, spec.arm, work, train_config=config, lora_rank=spec.lora_rank,
+    prior, recipe = None, spec.arm
+    if spec.arm == "scratch_native":  # scratch with the prior's trunk and plain per-robot heads
+        from locksmith.policy.adapters import native_twin
+        from locksmith.policy.policy import CrossEmbodimentPolicy
+
+        prior, recipe = native_twin(CrossEmbodimentPolicy.from_pretrained(spec.prior)), "scratch"
+    record = adapt(spec.prior, spec.dataset, recipe, work, prior=prior, train_config=config, lora_rank=spec.lora_rank,
                    lora_alpha=spec.lora_alpha, weight=spec.weight, progress=False, data=data, spec=spec.spec_path,
                    episodes=spec.demo_episodes, checked=True, snapshot_steps=spec.checkpoint_steps)
     snapshots = [{"step": int(c["step"]), "train_seconds": float(c["seconds"]), "path": c["path"]}

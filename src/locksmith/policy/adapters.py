@@ -21,6 +21,8 @@ same control rate): every weight whose name and shape match is copied ("donor").
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -154,6 +156,15 @@ def build_adapted(
     info["trainable_parameters"] = policy.num_parameters(trainable_only=True)
     info["total_parameters"] = policy.num_parameters()
     return policy, info
+
+
+def native_twin(prior: CrossEmbodimentPolicy) -> CrossEmbodimentPolicy:
+    """The architecture an intent prior would have with plain per-robot heads (its trunk's sizes,
+    language cache and action representation, ``action_space`` native): what the ``scratch``
+    recipe builds from, for the audit's plain-head scratch arm. The prior itself is unchanged."""
+    twin = copy.copy(prior)  # shares the modules; scratch reads only the config and language cache
+    twin.config = dataclasses.replace(prior.config, action_space="native")
+    return twin
 
 
 def zero_shot_key(prior: CrossEmbodimentPolicy, target: EmbodimentSpec) -> tuple[CrossEmbodimentPolicy, dict]:
