@@ -143,7 +143,7 @@ def test_cli_rejects_a_bad_plan_with_exit_2_and_writes_nothing(tmp_path, capsys)
 
 
 def test_the_demonstrations_noise_is_part_of_the_prior_cache_key():
-    from locksmith.audit.plan import PriorSection
+    from locksmith.audit.prior_section import PriorSection
 
     assert PriorSection(demo_noise=0.004).cache_key() != PriorSection().cache_key()
 
@@ -220,7 +220,7 @@ def test_an_intent_prior_is_its_own_cache_entry_and_a_native_one_keeps_its_key()
     import hashlib
     import json
 
-    from locksmith.audit.plan import PriorSection
+    from locksmith.audit.prior_section import PriorSection
 
     native = PriorSection()
     before = hashlib.sha256(json.dumps(native.model_dump(mode="json", exclude={"checkpoint", "action_space"}),

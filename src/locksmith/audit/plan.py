@@ -3,7 +3,8 @@
 A plan writes down, before anything runs, everything that decides the headline number:
 
     prior       left out: the published prior (`locksmith.priors`); or a checkpoint; or the
-                pretraining stage to run (cached by its settings in the user cache folder)
+                pretraining stage to run (cached by its settings in the user cache folder;
+                `audit.prior_section.PriorSection`)
     targets     new robots: a bundled robot + task (simulator and scripted expert), or an
                 existing LeRobot dataset with its spec (no simulator: offline action error)
     recipes     the adapted arms to compare; `scratch` always runs, and LeRobot's ACT trained
@@ -27,8 +28,6 @@ Bundled plans: ``default`` (the main job) and ``quick`` (a smoke run); see `bund
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from pathlib import Path
 from typing import Literal
@@ -40,24 +39,20 @@ from pydantic import (
     model_validator,
 )
 
+from locksmith.audit.prior_section import MAX_LIST, PriorSection
 from locksmith.audit.training_rule import (
-    MAX_BATCH,
     MAX_BUDGET,
     MAX_EPISODES,
-    MAX_STEPS,
     Model,
     TrainingRule,
     check_known,
 )
-from locksmith.data.record import DEFAULT_DEMO_NOISE
 from locksmith.embodiment.registry import known_robots, load_robot_spec
 from locksmith.embodiment.spec import format_validation_error
-from locksmith.policy import ACTION_SPACES
 from locksmith.policy.adapters import RECIPES
 from locksmith.safe_yaml import InputFileError, find_bool, load_toml_file, load_yaml_file
 from locksmith.sim.slices import SLICES
 from locksmith.sim.tasks import TASKS
-from locksmith.train import defaults
 from locksmith.train.lerobot_prior import LEROBOT_ARMS
 
 PLANS_DIR = Path(__file__).parent / "plans"
@@ -65,92 +60,11 @@ PEER_ARMS = ("act",)
 # Our architecture from scratch: the prior's own ("scratch"), and beside an intent prior the plain
 # per-robot head's, the published prior's ("scratch_native", `TransferPlan.scratch_architectures`).
 SCRATCH_ARMS = ("scratch", "scratch_native")
-MAX_TRUNK = {"d_model": 2048, "n_layers": 48, "n_heads": 64, "d_feedforward": 8192, "n_readouts": 64}
-MAX_LIST = 64  # targets, budgets, seeds, recipes, slices, pool robots and tasks
 ROLE_ROBOTS = {"tabletop_arm": "so101", "mobile_manipulator": "mobile_panda", "bimanual_platform": "aloha"}
 
 
 class PlanError(ValueError):
     """A transfer plan is invalid; the message names the file, the field and the value."""
-
-
-class PriorSection(Model):
-    """The prior: an existing checkpoint, or the pretraining stage that makes it (the plan leaves
-    the section out for the published prior). Defaults are `locksmith pretrain`'s
-    (`locksmith.train.defaults`), so ``prior: {}`` rebuilds the published prior's recipe."""
-
-    checkpoint: Path | None = None  # ours, or a LeRobot ACT's pretrained_model folder (told apart by config.json)
-    robots: tuple[str, ...] = Field(defaults.POOL_ROBOTS, max_length=MAX_LIST)
-    tasks: tuple[str, ...] = Field(defaults.POOL_TASKS, max_length=MAX_LIST)
-    demos_per_robot: int = Field(defaults.DEMOS_PER_ROBOT, ge=1, le=MAX_BUDGET)
-    steps: int = Field(defaults.PRETRAIN_STEPS, ge=1, le=MAX_STEPS)
-    batch_size: int = Field(defaults.PRETRAIN_BATCH_SIZE, ge=1, le=MAX_BATCH)
-    lr: float = Field(defaults.PRETRAIN_LR, gt=0, le=1, allow_inf_nan=False)
-    weights: dict[str, float] | None = None
-    temperature: float = Field(1.0, ge=1e-3, le=1e3, allow_inf_nan=False)
-    demo_noise: float = Field(DEFAULT_DEMO_NOISE, ge=0, le=0.1, allow_inf_nan=False)  # m, DART noise of pool demos
-    seed: int = Field(0, ge=0, le=2**31 - 1)
-    tune_episodes: int = Field(defaults.TUNE_EPISODES, ge=0, le=MAX_EPISODES)  # horizon choice (0: none)
-    trunk: dict[str, int] = {}  # trunk sizes that differ from the policy's defaults (d_model, n_layers, ...)
-    action_space: str = "native"  # what the trunk predicts: each robot's command, or shared intent (policy.intent)
-
-    @field_validator("action_space")
-    @classmethod
-    def _action_space(cls, v: str) -> str:
-        return check_known("action space", v, ACTION_SPACES)
-
-    @field_validator("trunk")
-    @classmethod
-    def _trunk(cls, v: dict[str, int]) -> dict[str, int]:
-        known = ("d_model", "n_layers", "n_heads", "d_feedforward", "n_readouts")
-        for key, size in v.items():
-            check_known("trunk size", key, known)
-            if not 1 <= size <= MAX_TRUNK[key]:
-                raise ValueError(f"trunk.{key}={size} must be between 1 and {MAX_TRUNK[key]}")
-        return v
-
-    @field_validator("weights")
-    @classmethod
-    def _weights(cls, v: dict[str, float] | None) -> dict[str, float] | None:
-        if v is None:
-            return v
-        for robot, w in v.items():
-            if not 0 <= w <= 1e6:
-                raise ValueError(f"weight of {robot!r} is {w}; mixture weights must be between 0 and 1e6")
-        if not sum(v.values()) > 0:
-            raise ValueError("the mixture weights are all zero")
-        return v
-
-    @field_validator("robots")
-    @classmethod
-    def _robots(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        if not v:
-            raise ValueError("the pool needs at least one robot")
-        if len(set(v)) != len(v):
-            raise ValueError(f"a robot is named twice in the pool {list(v)}")
-        return tuple(check_known("robot", r, known_robots()) for r in v)
-
-    @field_validator("tasks")
-    @classmethod
-    def _tasks(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        if not v:
-            raise ValueError("the prior needs at least one task")
-        if len(set(v)) != len(v):
-            raise ValueError(f"a task is named twice in {list(v)}")
-        return tuple(check_known("task", t, TASKS) for t in v)
-
-    @model_validator(mode="after")
-    def _weights_name_pool(self) -> PriorSection:
-        if self.weights is not None and set(self.weights) != set(self.robots):
-            raise ValueError(f"weights name {sorted(self.weights)}, but the pool is {list(self.robots)}")
-        return self
-
-    def cache_key(self) -> str:
-        """What decides the pretrained weights (the checkpoint path aside)."""
-        # a native prior leaves the later field out: the keys of priors cached before it stay valid
-        data = self.model_dump(mode="json", exclude={"checkpoint"} | ({"action_space"} if self.action_space == "native"
-                                                                       else set()))
-        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
 class Threshold(Model):
