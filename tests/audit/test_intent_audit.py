@@ -68,6 +68,7 @@ def test_the_baseline_is_chosen_among_both_scratch_arms(audited):
     target = audit["targets"]["tabletop_arm"]
     kinds = {name: arm["kind"] for name, arm in target["arms"].items()}
     assert kinds == {"scratch": "scratch", "scratch_native": "scratch", "full": "adapted"}
+    assert "plain per-robot heads" in target["arms"]["scratch_native"]["description"]
     assert target["baseline"]["name"] in ("scratch", "scratch_native")
     report = (audited / "report.md").read_text()
     assert "scratch_native" in report

@@ -68,7 +68,9 @@ def arm_description(arm: str) -> str:
         return RECIPES[arm].description
     if arm in LEROBOT_ARMS:
         return LEROBOT_ARMS[arm]
-    return {"act": "LeRobot's ACT, every weight from random init (peer baseline)"}.get(arm, arm)
+    return {"act": "LeRobot's ACT, every weight from random init (peer baseline)",
+            "scratch_native": "the prior's trunk with plain per-robot heads (no intent decoder), every weight "
+                              "from random init"}.get(arm, arm)
 
 
 # --- run files → stats inputs ------------------------------------------------------------------
