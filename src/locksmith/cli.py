@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from locksmith import __version__
-from locksmith.policy import ACTION_SPACES
+from locksmith.policy import ACTION_SPACES, INTENT_FEATURES, OMITTED_WHEN_DEFAULT
 from locksmith.train import defaults
 
 EXIT_BAD_INPUT = 2
@@ -244,7 +244,10 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
                                    checkpoint_every=args.checkpoint_every)
         given = {k: v for k, v in (("demo_noise", args.demo_noise), ("demos_per_robot", args.demos_per_robot))
                  if v is not None}  # the rest: PriorRecipe's defaults
-        trunk = {"action_space": args.action_space} if args.action_space != "native" else {}
+        if args.intent_features != "absolute" and args.action_space != "intent":
+            raise BadInput(f"--intent-features {args.intent_features} needs --action-space intent")
+        trunk = {k: v for k, v in (("action_space", args.action_space), ("intent_features", args.intent_features))
+                 if v != OMITTED_WHEN_DEFAULT[k]}
         recipe = PriorRecipe(robots=tuple(robots), tasks=tuple(tasks), weights=weights,
                              temperature=args.temperature, trunk=trunk, **given)
         if args.tune_episodes > 0:
@@ -504,6 +507,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--action-space", choices=ACTION_SPACES, default="native",
                    help="what the trunk predicts: each robot's own command (native), or shared intent that "
                         "each robot's decoder turns into its command (intent; docs/intent.md)")
+    p.add_argument("--intent-features", choices=INTENT_FEATURES, default="absolute",
+                   help="what an intent trunk reads of the scene: base-frame positions and offsets (absolute), "
+                        "or offsets from each TCP and heights above the table only (relative)")
     p.add_argument("--steps", type=_count(1, 1_000_000), default=defaults.PRETRAIN_STEPS,
                    help=f"optimizer steps (default {defaults.PRETRAIN_STEPS}: ~22 min on one core)")
     p.add_argument("--batch-size", type=_count(1, 8192), default=defaults.PRETRAIN_BATCH_SIZE,

@@ -222,13 +222,20 @@ def test_an_intent_prior_is_its_own_cache_entry_and_a_native_one_keeps_its_key()
 
     from locksmith.audit.prior_section import PriorSection
 
-    native = PriorSection()
-    before = hashlib.sha256(json.dumps(native.model_dump(mode="json", exclude={"checkpoint", "action_space"}),
-                                       sort_keys=True).encode()).hexdigest()[:16]
-    assert native.cache_key() == before
-    assert PriorSection(action_space="intent").cache_key() != before
+    def key_before(section: PriorSection, later: set[str]) -> str:  # as computed before the later fields
+        data = section.model_dump(mode="json", exclude={"checkpoint"} | later)
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+    native, intent = PriorSection(), PriorSection(action_space="intent")
+    assert native.cache_key() == key_before(native, {"action_space", "intent_features"})
+    assert intent.cache_key() == key_before(intent, {"intent_features"})  # intent priors cached before it, too
+    relative = PriorSection(action_space="intent", intent_features="relative")
+    assert len({native.cache_key(), intent.cache_key(), relative.cache_key()}) == 3
+    assert relative.policy_fields() == {"action_space": "intent", "intent_features": "relative"}
     with pytest.raises(ValueError, match="unknown action space 'joint'"):
         PriorSection(action_space="joint")
+    with pytest.raises(ValueError, match="needs action_space: intent"):
+        PriorSection(intent_features="relative")
 
 
 def test_the_plain_head_scratch_arm_runs_only_beside_an_intent_prior(tmp_path):

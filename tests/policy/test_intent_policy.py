@@ -168,3 +168,56 @@ def test_adapt_cli_builds_a_zero_shot_key_from_a_spec(tmp_path, capsys):
     assert main(["adapt", "--spec", str(spec), "--demos", "0", "--recipe", "head",
                  "--out", str(tmp_path / "native")]) == 2  # the published prior is not an intent prior
     assert "intent prior" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("robot", ["so101", "aloha"])
+def test_relative_features_do_not_see_where_the_robot_stands(robot):
+    """With ``intent_features="relative"`` moving the whole scene (cubes, pads, TCPs) by any offset
+    changes nothing the stem reads, while the absolute stem sees it; heights are above the pads'
+    plane and offsets are the absolute stem's."""
+    from locksmith.policy.config import ARM_FIELDS, OBJECT_FIELDS, PAD_FIELDS
+    from locksmith.sim.scene import N_OBJECTS, N_PADS
+
+    spec = load_bundled_spec(robot)
+    env = TabletopEnv(robot, "pick_place")
+    env.reset(seed=5)
+    state = torch.as_tensor(env.environment_state(), dtype=torch.float32)[None]
+    env.close()
+    chunk = EmbodimentConfig.from_spec(spec).chunk_size
+    relative, absolute = IntentFrame(spec, chunk, relative=True), IntentFrame(spec, chunk)
+    moved = state.clone()  # every position (the first 3 fields of each entity) shifted in the camera frame
+    starts = ([i * OBJECT_FIELDS for i in range(N_OBJECTS)] + [N_OBJECTS * OBJECT_FIELDS + i * PAD_FIELDS
+                                                               for i in range(N_PADS)]
+              + [N_OBJECTS * OBJECT_FIELDS + N_PADS * PAD_FIELDS + i * ARM_FIELDS for i in range(len(spec.arms))])
+    for s in starts:
+        moved[0, s: s + 3] += torch.tensor([0.13, -0.07, 0.05])
+    for a, b in zip(relative.features(state), relative.features(moved), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+    assert not torch.allclose(absolute.features(state)[0], absolute.features(moved)[0], atol=1e-3)
+    rel, ab = relative.features(state), absolute.features(state)
+    table = ab[1][0, :, 2].mean()
+    for r, a in zip(rel, ab, strict=True):
+        assert (r[0, :, :2] == 0).all()  # no horizontal position
+        torch.testing.assert_close(r[0, :, 2], a[0, :, 2] - table)  # heights above the table
+        torch.testing.assert_close(r[0, :, 3:], a[0, :, 3:])  # everything else as the absolute stem
+    assert float(rel[0][0, :, 2].min()) > 0  # cubes rest on the table
+
+
+def test_relative_features_are_an_intent_option_written_only_when_chosen(tmp_path):
+    emb = (EmbodimentConfig.from_spec(load_bundled_spec("panda")),)
+    with pytest.raises(ValueError, match="needs action_space 'intent'"):
+        PolicyConfig(embodiments=emb, intent_features="relative", **SMALL)
+    with pytest.raises(ValueError, match="known: absolute, relative"):
+        PolicyConfig(embodiments=emb, action_space="intent", intent_features="sideways", **SMALL)
+    assert "intent_features" not in json.loads(PolicyConfig(embodiments=emb, action_space="intent", **SMALL).to_json())
+    specs = {"panda": load_bundled_spec("panda")}
+    config = PolicyConfig(embodiments=emb, action_space="intent", intent_features="relative", **SMALL)
+    CrossEmbodimentPolicy(config, specs=specs).save_pretrained(tmp_path / "p")
+    loaded = CrossEmbodimentPolicy.from_pretrained(tmp_path / "p")
+    assert loaded.config.intent_features == "relative" and loaded.stems["panda"].relative
+
+
+def test_pretrain_refuses_relative_features_without_intent(tmp_path, capsys):
+    assert main(["pretrain", "--intent-features", "relative", "--out", str(tmp_path / "p")]) == 2
+    assert "--intent-features relative needs --action-space intent" in capsys.readouterr().err
+    assert not (tmp_path / "p").exists()

@@ -12,7 +12,7 @@ from pydantic import Field, field_validator, model_validator
 from locksmith.audit.training_rule import MAX_BATCH, MAX_BUDGET, MAX_EPISODES, MAX_STEPS, Model, check_known
 from locksmith.data.record import DEFAULT_DEMO_NOISE
 from locksmith.embodiment.registry import known_robots
-from locksmith.policy import ACTION_SPACES
+from locksmith.policy import ACTION_SPACES, INTENT_FEATURES, OMITTED_WHEN_DEFAULT
 from locksmith.sim.tasks import TASKS
 from locksmith.train import defaults
 
@@ -39,11 +39,17 @@ class PriorSection(Model):
     tune_episodes: int = Field(defaults.TUNE_EPISODES, ge=0, le=MAX_EPISODES)  # horizon choice (0: none)
     trunk: dict[str, int] = {}  # trunk sizes that differ from the policy's defaults (d_model, n_layers, ...)
     action_space: str = "native"  # what the trunk predicts: each robot's command, or shared intent (policy.intent)
+    intent_features: str = "absolute"  # what an intent trunk reads of the scene (policy.INTENT_FEATURES)
 
     @field_validator("action_space")
     @classmethod
     def _action_space(cls, v: str) -> str:
         return check_known("action space", v, ACTION_SPACES)
+
+    @field_validator("intent_features")
+    @classmethod
+    def _intent_features(cls, v: str) -> str:
+        return check_known("intent features", v, INTENT_FEATURES)
 
     @field_validator("trunk")
     @classmethod
@@ -91,11 +97,22 @@ class PriorSection(Model):
             raise ValueError(f"weights name {sorted(self.weights)}, but the pool is {list(self.robots)}")
         return self
 
+    @model_validator(mode="after")
+    def _features_need_intent(self) -> PriorSection:
+        if self.intent_features != "absolute" and self.action_space != "intent":
+            raise ValueError(f"intent_features {self.intent_features!r} needs action_space: intent")
+        return self
+
+    def policy_fields(self) -> dict[str, str]:
+        """The PolicyConfig fields this section sets apart from trunk sizes, those at their default
+        left out (`OMITTED_WHEN_DEFAULT`)."""
+        return {k: getattr(self, k) for k, default in OMITTED_WHEN_DEFAULT.items() if getattr(self, k) != default}
+
     def cache_key(self) -> str:
         """What decides the pretrained weights (the checkpoint path aside)."""
-        # a native prior leaves the later field out: the keys of priors cached before it stay valid
-        data = self.model_dump(mode="json", exclude={"checkpoint"} | ({"action_space"} if self.action_space == "native"
-                                                                       else set()))
+        # later fields at their default are left out: the keys of priors cached before them stay valid
+        omitted = {k for k in OMITTED_WHEN_DEFAULT if k not in self.policy_fields()}
+        data = self.model_dump(mode="json", exclude={"checkpoint"} | omitted)
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -4,3 +4,13 @@
 # intent that each robot's decoder turns into its command ("intent", `locksmith.policy.intent`).
 # Here, in a module without imports, so that the command line can offer the choice cheaply.
 ACTION_SPACES = ("native", "intent")
+
+# What an intent policy's shared stem reads of the scene (`locksmith.policy.intent.IntentFrame`):
+# positions in the base frame as well as offsets ("absolute"), or only what does not depend on where
+# the robot stands: offsets from each TCP and heights above the table ("relative").
+INTENT_FEATURES = ("absolute", "relative")
+
+# PolicyConfig fields added after checkpoints were published, left out of a config's JSON (and of
+# a plan's prior key) while at their default, so that a policy which does not use them is written
+# and digested exactly as before.
+OMITTED_WHEN_DEFAULT = {"action_space": "native", "intent_features": "absolute"}

@@ -163,7 +163,7 @@ def native_twin(prior: CrossEmbodimentPolicy) -> CrossEmbodimentPolicy:
     language cache and action representation, ``action_space`` native): what the ``scratch``
     recipe builds from, for the audit's plain-head scratch arm. The prior itself is unchanged."""
     twin = copy.copy(prior)  # shares the modules; scratch reads only the config and language cache
-    twin.config = dataclasses.replace(prior.config, action_space="native")
+    twin.config = dataclasses.replace(prior.config, action_space="native", intent_features="absolute")
     return twin
 
 

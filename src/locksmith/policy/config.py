@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict, dataclass, field, replace
 
 from locksmith.embodiment.spec import EmbodimentSpec
-from locksmith.policy import ACTION_SPACES
+from locksmith.policy import ACTION_SPACES, INTENT_FEATURES, OMITTED_WHEN_DEFAULT
 from locksmith.sim.scene import N_OBJECTS, N_PADS
 
 CONFIG_VERSION = 1
@@ -99,9 +99,6 @@ def relative_action_index(spec: EmbodimentSpec) -> tuple[int, ...]:
     return tuple(index)
 
 
-# Fields added after checkpoints were published, left out of a config's JSON while at their default,
-# so that a policy which does not use them is written (and digested) exactly as before.
-OMITTED_WHEN_DEFAULT = {"action_space": "native"}
 
 
 @dataclass(frozen=True)
@@ -121,6 +118,7 @@ class PolicyConfig:
     grounding_weight: float = 0.3  # auxiliary loss: which object/pad the instruction names (shared head)
     language_prefix: bool = True  # language attends only to language, computed once per instruction
     action_space: str = "native"  # see ACTION_SPACES
+    intent_features: str = "absolute"  # an intent policy's scene features, see INTENT_FEATURES
     version: int = CONFIG_VERSION
     extra: dict = field(default_factory=dict)
 
@@ -136,6 +134,11 @@ class PolicyConfig:
             raise ValueError(f"grounding_weight={self.grounding_weight} must be >= 0")
         if self.action_space not in ACTION_SPACES:
             raise ValueError(f"action_space={self.action_space!r}; known: {', '.join(ACTION_SPACES)}")
+        if self.intent_features not in INTENT_FEATURES:
+            raise ValueError(f"intent_features={self.intent_features!r}; known: {', '.join(INTENT_FEATURES)}")
+        if self.intent_features != "absolute" and not self.intent:
+            raise ValueError(f"intent_features={self.intent_features!r} needs action_space 'intent' (a native "
+                             "policy reads each robot's own state)")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout={self.dropout} must be in [0, 1)")
         names = [e.name for e in self.embodiments]

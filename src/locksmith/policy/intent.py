@@ -88,8 +88,9 @@ class IntentFrame(nn.Module):
     camera-to-base transform, its reach, which intent slots it has and how its control steps map
     onto knots. Its tensors are buffers left out of the checkpoint (the spec rebuilds them)."""
 
-    def __init__(self, spec: EmbodimentSpec, chunk_size: int):
+    def __init__(self, spec: EmbodimentSpec, chunk_size: int, relative: bool = False):
         super().__init__()
+        self.relative = relative  # PolicyConfig.intent_features == "relative"
         self.n_arms = len(spec.arms)
         if self.n_arms > MAX_ARMS:
             raise ValueError(f"{spec.name}: {self.n_arms} arms; the intent policy serves at most {MAX_ARMS}")
@@ -144,8 +145,12 @@ class IntentFrame(nn.Module):
             return nn.functional.pad(rel, (0, 3 * MAX_ARMS - rel.shape[-1]))
 
         which = torch.eye(MAX_ARMS, device=tcp.device, dtype=tcp.dtype)[: self.n_arms].expand(b, -1, -1)
-        return (torch.cat([obj_pos, objects[:, :, 3:4] / self.reach, objects[:, :, 4:7], offsets(obj_pos)], -1),
-                torch.cat([pad_pos, pads[:, :, 3:6], offsets(pad_pos)], -1),
+        obj_off, pad_off = offsets(obj_pos), offsets(pad_pos)
+        if self.relative:  # where the robot stands drops out: offsets, and heights above the pads' table
+            table = pad_pos[:, :, 2].mean(dim=1)[:, None, None]
+            obj_pos, pad_pos, tcp = (_height(p, table) for p in (obj_pos, pad_pos, tcp))
+        return (torch.cat([obj_pos, objects[:, :, 3:4] / self.reach, objects[:, :, 4:7], obj_off], -1),
+                torch.cat([pad_pos, pads[:, :, 3:6], pad_off], -1),
                 torch.cat([tcp, arms[:, :, 3:4], which], -1))
 
     def targets(self, intent: torch.Tensor, is_pad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -165,6 +170,12 @@ class IntentFrame(nn.Module):
         the recorded units (m/s in the base frame, closure in [0, 1], rad/s)."""
         physical = knots * self.unit + self.offset
         return physical[:, self.knots][..., self.slots]
+
+
+def _height(position: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """(B, N, 3) base-frame positions → (0, 0, height above the table): the relative stem's place
+    for a position, so that both stems read inputs of one size."""
+    return nn.functional.pad(position[..., 2:] - table, (2, 0))
 
 
 class IntentStem(nn.Module):

@@ -67,7 +67,9 @@ class CrossEmbodimentPolicy(nn.Module):
             missing = [e.name for e in config.embodiments if e.name not in (specs or {})]
             if missing:
                 raise ValueError(f"an intent policy builds each robot's frame from its spec; no spec for {missing}")
-            self.stems = nn.ModuleDict({e.name: IntentFrame(specs[e.name], e.chunk_size) for e in config.embodiments})
+            relative = config.intent_features == "relative"
+            self.stems = nn.ModuleDict({e.name: IntentFrame(specs[e.name], e.chunk_size, relative=relative)
+                                        for e in config.embodiments})
             self.heads = nn.ModuleDict({e.name: IntentResidual(d, config.n_readouts) for e in config.embodiments})
         else:
             self.stems = nn.ModuleDict({e.name: Stem(e, d) for e in config.embodiments})

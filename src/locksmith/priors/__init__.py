@@ -35,7 +35,8 @@ def cache_dir() -> Path:
 
 def stale_fields(config_text: str) -> list[str]:
     """What differs between a checkpoint's config and the code's `PolicyConfig` (empty: current)."""
-    from locksmith.policy.config import CONFIG_VERSION, OMITTED_WHEN_DEFAULT, EmbodimentConfig, PolicyConfig
+    from locksmith.policy import OMITTED_WHEN_DEFAULT
+    from locksmith.policy.config import CONFIG_VERSION, EmbodimentConfig, PolicyConfig
 
     data = json.loads(config_text)
     problems = []
