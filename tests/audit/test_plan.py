@@ -42,6 +42,17 @@ def test_scratch_always_runs_and_arms_are_ordered():
     assert plan.recipes == ("lora", "head")
     assert plan.arms == ("scratch", "act", "lora", "head")
     assert parse_plan({**BASE, "peer_baseline": "none"}).arms == ("scratch", "lora")
+    assert parse_plan({**BASE, "peer_baseline": "act_and_intent"}).arms == ("scratch", "act", "act_intent", "lora")
+
+
+def test_the_intent_act_needs_a_simulator(tmp_path):
+    """ACT on intent acts through the robot's decoder, closed loop: a dataset-only target is refused."""
+    spec = tmp_path / "arm.yaml"
+    data = {**BASE, "peer_baseline": "act_and_intent",
+            "targets": [{"dataset": str(tmp_path / "arm_data"), "spec": str(spec), "task": "pick_place",
+                         "threshold": {"absolute": 0.1}}]}
+    with pytest.raises(PlanError, match="peer_baseline: act_and_intent"):
+        load_plan(_write(tmp_path, data))
 
 
 def test_target_label_defaults_to_role():

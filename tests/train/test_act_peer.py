@@ -311,3 +311,29 @@ def test_prediction_takes_one_instruction_per_row(setup):
     first = peer.predict_action_chunk(state, env_state, [f"reach the {row[0]} cube" for row in colours])
     other = peer.predict_action_chunk(state, env_state, [f"reach the {row[1]} cube" for row in colours])
     assert not torch.equal(first, other)
+
+
+def test_an_intent_act_predicts_intent_and_acts_through_the_decoder(setup, tmp_path):
+    """``action_space="intent"``: ACT's output is the demos' intent (its own width, normalized by its
+    own stats), the checkpoint says so, a rollout decodes it into the robot's command (which the
+    shield bounds by the native action stats), and the offline metric refuses it."""
+    from locksmith.sim.intent import intent_size
+
+    root, demos, _ = setup
+    summary = train_act_peer(demos, tmp_path / "act_intent", RECIPE, action_space="intent", **TINY)
+    assert np.isfinite(summary["final_loss"])
+    peer = load_act_peer(tmp_path / "act_intent", "panda")
+    width = intent_size(demos.spec)
+    assert peer.action_space == "intent" and width != demos.spec.action_dim
+    state, env_state, texts = _frames(demos, 2)
+    assert tuple(peer.predict_action_chunk(state, env_state, texts).shape)[-1] == width
+    np.testing.assert_allclose(peer.stats["panda"]["action"]["mean"], demos.stats["action"]["mean"])
+    assert json.loads((tmp_path / "act_intent" / MARKER_FILE).read_text())["action_space"] == "intent"
+    assert "action_space" not in json.loads((root / "act" / MARKER_FILE).read_text())  # native: as before
+    result = evaluate("panda", "reach", 2, checkpoint=tmp_path / "act_intent", seed=3, workers=1)
+    assert result["episodes"] == 2
+    with pytest.raises(CheckpointError, match="intent decoder"):
+        offline_action_error(tmp_path / "act_intent", root / "data")
+    with pytest.raises(ValueError, match="action_space='joint'"):
+        build_act_peer(demos.spec, _peer_stats(demos), demos.arrays["observation.environment_state"].shape[1],
+                       action_space="joint", **TINY)

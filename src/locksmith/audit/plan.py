@@ -56,7 +56,10 @@ from locksmith.sim.tasks import TASKS
 from locksmith.train.lerobot_prior import LEROBOT_ARMS
 
 PLANS_DIR = Path(__file__).parent / "plans"
-PEER_ARMS = ("act",)
+# LeRobot's ACT from scratch: on the robot's command ("act"), and with ``peer_baseline:
+# act_and_intent`` also on intent through the robot's decoder ("act_intent", `train.act_peer`)
+PEER_ARMS = ("act", "act_intent")
+PEER_BASELINES = {"act": ("act",), "act_and_intent": PEER_ARMS, "none": ()}
 # Our architecture from scratch: the prior's own ("scratch"), and beside an intent prior the plain
 # per-robot head's, the published prior's ("scratch_native", `TransferPlan.scratch_architectures`).
 SCRATCH_ARMS = ("scratch", "scratch_native")
@@ -153,7 +156,9 @@ class TransferPlan(Model):
     prior: PriorSection | None = None  # None: the published prior that ships with locksmith
     targets: tuple[TargetSection, ...] = Field(max_length=MAX_LIST)
     recipes: tuple[str, ...] = Field(("lora",), max_length=MAX_LIST)
-    peer_baseline: Literal["act", "none"] = "act"
+    # the peer from scratch: LeRobot's ACT on the robot's command, also ACT on intent through the
+    # robot's decoder (act_and_intent: beside an intent prior, ACT given the same decoder), or none
+    peer_baseline: Literal["act", "act_and_intent", "none"] = "act"
     # until_scratch_crosses: the peer runs only at budgets where it can still be the stronger
     # baseline (up to the first budget at which scratch reaches the threshold); all: everywhere
     peer_runs: Literal["until_scratch_crosses", "all"] = "until_scratch_crosses"
@@ -237,6 +242,9 @@ class TransferPlan(Model):
             raise ValueError(f"target names must be unique, got {labels}")
         for t in self.targets:
             th = t.threshold or self.threshold
+            if self.peer_baseline == "act_and_intent" and t.metric != "success":
+                raise ValueError(f"target {t.label()!r} has no simulator, and peer_baseline: act_and_intent's ACT "
+                                 "acts through the robot's intent decoder, closed loop only: use peer_baseline: act")
             if t.metric == "success" and th.absolute is not None and not 0 <= th.absolute <= 1:
                 raise ValueError(f"target {t.label()!r}: threshold.absolute={th.absolute} must be in [0, 1]")
             if t.metric == "offline_action_error" and th.absolute is None:
@@ -263,7 +271,7 @@ class TransferPlan(Model):
     def arms(self) -> tuple[str, ...]:
         """Every arm that runs: scratch (and the plain-head scratch), the peer baseline, then the
         adapted recipes."""
-        peers = PEER_ARMS if self.peer_baseline == "act" else ()
+        peers = PEER_BASELINES[self.peer_baseline]
         both = self.scratch_architectures == "prior_and_native"
         return (*SCRATCH_ARMS[: 2 if both else 1], *peers, *self.recipes)
 

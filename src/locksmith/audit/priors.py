@@ -37,7 +37,7 @@ from locksmith.train.lerobot_prior import LEROBOT_ARMS
 log = logging.getLogger(__name__)
 
 PriorKind = Literal["locksmith", "lerobot"]
-ARCHITECTURE_ONLY_ARMS = ("scratch", "scratch_native", "act")  # arms that use no prior weights
+ARCHITECTURE_ONLY_ARMS = ("scratch", "scratch_native", "act", "act_intent")  # arms that use no prior weights
 
 
 class AuditError(ValueError):
@@ -248,6 +248,8 @@ class ArmSources:
             return self.architecture_digest
         if arm == "scratch_native":
             return self.architecture_digest.replace("architecture:", "architecture:native:", 1)
+        if arm == "act_intent":
+            return self.act_digest + ":intent"
         if arm in PEER_ARMS:
             return self.act_digest
         return self.weights_digest

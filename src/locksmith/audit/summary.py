@@ -69,6 +69,8 @@ def arm_description(arm: str) -> str:
     if arm in LEROBOT_ARMS:
         return LEROBOT_ARMS[arm]
     return {"act": "LeRobot's ACT, every weight from random init (peer baseline)",
+            "act_intent": "LeRobot's ACT predicting intent, acting through the robot's intent decoder, every "
+                          "weight from random init (peer baseline)",
             "scratch_native": "the prior's trunk with plain per-robot heads (no intent decoder), every weight "
                               "from random init"}.get(arm, arm)
 

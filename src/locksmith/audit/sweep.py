@@ -175,6 +175,8 @@ def _train_act(spec: RunSpec, data, config, work: Path) -> tuple[Path, dict, lis
     else:
         options = {}
     subset = data.subset(list(spec.demo_episodes))
+    if spec.arm == "act_intent":  # ACT on intent, acting through the robot's decoder
+        options["action_space"] = "intent"
     record = train_act_peer(subset, work / "act", config=config, checkpoint_steps=spec.checkpoint_steps,
                             progress=False, **options)
     record = {**record, "demos": len(spec.demo_episodes), "frames": subset.num_frames}

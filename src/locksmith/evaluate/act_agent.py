@@ -5,7 +5,8 @@ and the stats and spec saved beside them; `ACTAgent` acts for a batch of environ
 batched inference for every environment whose queue ran out, with each environment's
 instruction (ACT reads the cube and pad it names in the current scene, `act_peer.named_features`),
 re-planning every ``n_action_steps`` as `PolicyAgent` does. Its actions are in the
-robot's native units, so the evaluator sends them through the same safety shield.
+robot's native units (an intent ACT's, once each environment's intent decoder has turned them
+into the robot's command), so the evaluator sends them through the same safety shield.
 
 `ACTAgent` also acts with a plain LeRobot ACT checkpoint (`locksmith.evaluate.lerobot_policy`):
 both kinds read observation batches by feature name (``observation_keys``,
@@ -22,7 +23,9 @@ import numpy as np
 from locksmith.embodiment.spec import SpecError, load_spec
 from locksmith.evaluate.lerobot_policy import LeRobotPolicy
 from locksmith.evaluate.rollout import Agent
+from locksmith.policy import ACTION_SPACES
 from locksmith.policy.policy import STATS_FILE, CheckpointError
+from locksmith.sim.intent import intent_size
 from locksmith.train.act_peer import MARKER_FILE, NAMED_DIM, NAMED_ENCODING, PEER_KIND, SPEC_FILE, ActPeer
 
 WEIGHTS_FILE = "model.safetensors"
@@ -88,8 +91,13 @@ def load_act_peer(directory: str | Path, robot: str | None = None) -> ActPeer:
         raise CheckpointError(f"{directory / CONFIG_FILE}: cannot be read ({type(err).__name__}: {err})") from None
     if config.type != PEER_KIND:
         raise CheckpointError(f"{directory / CONFIG_FILE}: policy type {config.type!r}, expected {PEER_KIND!r}")
+    action_space = marker.get("action_space", "native")
+    if action_space not in ACTION_SPACES:
+        raise CheckpointError(f"{directory / MARKER_FILE}: action_space {action_space!r}; known: "
+                              f"{', '.join(ACTION_SPACES)}")
+    action_dim = intent_size(spec) if action_space == "intent" else spec.action_dim
     shapes = {k: tuple(f.shape) for k, f in {**config.input_features, **config.output_features}.items()}
-    expected = {"observation.state": (spec.state_dim,), "action": (spec.action_dim,),
+    expected = {"observation.state": (spec.state_dim,), "action": (action_dim,),
                 "observation.environment_state": (marker["environment_state_dim"] + NAMED_DIM,)}
     for key, shape in expected.items():
         if shapes.get(key) != shape:
@@ -114,7 +122,7 @@ def load_act_peer(directory: str | Path, robot: str | None = None) -> ActPeer:
         raise CheckpointError(f"{directory / STATS_FILE}: cannot be read ({err})") from None
     if spec.name not in stats or "action" not in stats[spec.name]:
         raise CheckpointError(f"{directory / STATS_FILE}: no action stats for {spec.name!r}")
-    return ActPeer(policy, preprocessor, postprocessor, spec, stats)
+    return ActPeer(policy, preprocessor, postprocessor, spec, stats, action_space)
 
 
 class ACTAgent(Agent):
@@ -132,7 +140,11 @@ class ACTAgent(Agent):
         return cls(load_act_peer(directory, robot))
 
     def reset(self, envs):
+        from locksmith.sim.intent import decoder_for
+
         self.queues: list[list[np.ndarray]] = [[] for _ in envs]
+        intent = getattr(self.peer, "action_space", "native") == "intent"
+        self.decoders = [decoder_for(env) for env in envs] if intent else None
 
     def act(self, envs, active, obs):
         need = [k for k, i in enumerate(active) if not self.queues[i]]
@@ -143,6 +155,8 @@ class ACTAgent(Agent):
             chunk = np.asarray(self.peer.predict_from_observations(batch, texts))  # (B, H, A)
             for row, k in enumerate(need):
                 self.queues[active[k]] = list(chunk[row, : self.n_steps])
+        if self.decoders is not None:  # an intent ACT: each robot's decoder turns intent into its command
+            return np.stack([self.decoders[i].decode(self.queues[i].pop(0)) for i in active])
         return np.stack([self.queues[i].pop(0) for i in active])
 
 

@@ -59,8 +59,9 @@ def offline_action_error(checkpoint: str | Path, dataset: str | Path, holdout_fr
                               "locksmith policy: offline action error scores locksmith checkpoints; "
                               "`locksmith eval` runs it closed loop (--robot ROBOT, without --dataset)")
     policy = CrossEmbodimentPolicy.from_pretrained(checkpoint) if peer is None else None
-    if policy is not None and policy.config.intent:
-        raise CheckpointError(f"{Path(checkpoint) / 'config.json'}: an intent policy (action_space 'intent'): its "
+    if (policy is not None and policy.config.intent) or (peer is not None and peer.action_space == "intent"):
+        where = "config.json" if peer is None else "locksmith_peer.json"
+        raise CheckpointError(f"{Path(checkpoint) / where}: an intent policy (action_space 'intent'): its "
                               "commands come from the robot's intent decoder, which needs the robot's model; "
                               "`locksmith eval` scores it closed loop")
     demos = load_demonstrations(dataset, spec)

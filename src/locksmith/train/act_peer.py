@@ -16,6 +16,13 @@ columns of its ``observation.environment_state``: `locksmith.train.act_inputs` s
 Actions are absolute, as lerobot's ACT predicts them (our policy may predict joint targets
 relative to the joint state: that is part of what the comparison measures).
 
+With ``action_space="intent"`` ACT learns the recorded ``intent`` (TCP velocity and closure per
+arm, the base's velocity; `locksmith.sim.intent`) in place of the robot's command, normalized by
+its own demos' stats as ACT normalizes everything, and acts through the robot's intent decoder
+(`ACTAgent`), as an intent prior's keys do: the audit's ``act_intent`` arm, so that a gain of an
+intent prior is measured against ACT given the same decoder. The shield still bounds the decoded
+commands by the demos' native action stats.
+
 Sizes and rules, chosen to make the comparison about the architecture, not the setup:
 
 - chunk ``H`` ≈ one second at the robot's rate, ``n_action_steps`` ≈ half of it executed before
@@ -72,9 +79,11 @@ from locksmith.data.loading import Demonstrations
 from locksmith.data.mixture import ChunkSampler
 from locksmith.data.targets import N_OBJECTS
 from locksmith.embodiment.spec import EmbodimentSpec
+from locksmith.policy import ACTION_SPACES
 from locksmith.policy.config import EmbodimentConfig
 from locksmith.policy.normalize import EPS
 from locksmith.policy.policy import STATS_FILE
+from locksmith.sim.intent import intent_size
 from locksmith.train.act_inputs import NAMED_DIM, NAMED_ENCODING, NAMED_KEY, feature_stats, named_features
 from locksmith.train.lerobot_prior import LeRobotPrior
 from locksmith.train.loop import TrainConfig, lr_lambda, make_optimizer
@@ -141,6 +150,7 @@ class ActPeer:
     postprocessor: Any
     spec: EmbodimentSpec
     stats: dict[str, dict[str, dict[str, np.ndarray]]]
+    action_space: str = "native"  # what ACT predicts: the robot's command, or intent for its decoder
     observation_keys = INPUT_KEYS  # what `predict_from_observations` reads (a class attribute, not a field)
 
     @property
@@ -206,6 +216,8 @@ class ActPeer:
             marker = {"kind": PEER_KIND, "robot": self.robot, "chunk_size": self.chunk_size,
                       "n_action_steps": self.n_action_steps, "environment_state_dim": self.environment_state_dim,
                       "named_entities": NAMED_ENCODING, **(extra or {})}
+            if self.action_space != "native":  # a native peer's marker is written as before
+                marker["action_space"] = self.action_space
             (tmp / MARKER_FILE).write_text(json.dumps(marker, indent=2, default=str))
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -215,7 +227,7 @@ class ActPeer:
 
 
 def build_act_peer(spec: EmbodimentSpec, stats: Mapping[str, Mapping[str, np.ndarray]], env_dim: int,
-                   **size: Any) -> ActPeer:
+                   action_space: str = "native", **size: Any) -> ActPeer:
     """A fresh (randomly initialised: seed torch first) ACT for ``spec`` with normalization from ``stats``.
 
     Args:
@@ -224,6 +236,8 @@ def build_act_peer(spec: EmbodimentSpec, stats: Mapping[str, Mapping[str, np.nda
             columns' under `NAMED_KEY` (`feature_stats` of the training frames' `named_features`).
         env_dim: width of the scene's ``observation.environment_state`` (ACT's ENV input is
             ``env_dim + NAMED_DIM`` wide).
+        action_space: ``native`` (the robot's command) or ``intent`` (ACT's output is the recorded
+            intent, normalized by ``stats["intent"]``; the robot's decoder acts on it).
         size: `ACTConfig` fields among `SIZE_FIELDS`, over `DEFAULT_SIZE`.
     """
     from lerobot.configs.types import FeatureType, NormalizationMode, PolicyFeature
@@ -234,7 +248,12 @@ def build_act_peer(spec: EmbodimentSpec, stats: Mapping[str, Mapping[str, np.nda
     unknown = sorted(set(size) - set(SIZE_FIELDS))
     if unknown:
         raise ValueError(f"unknown ACT size field(s) {unknown}; known: {list(SIZE_FIELDS)}")
-    normalizer_stats = processor_stats(stats)  # raises when a feature is missing
+    if action_space not in ACTION_SPACES:
+        raise ValueError(f"action_space={action_space!r}; known: {', '.join(ACTION_SPACES)}")
+    intent = action_space == "intent"
+    if intent and "intent" not in stats:
+        raise ValueError("an intent ACT needs the intent stats of its demos (stats['intent'])")
+    normalizer_stats = processor_stats({**stats, "action": stats["intent"]} if intent else stats)
     emb = EmbodimentConfig.from_spec(spec)
     size = {"chunk_size": emb.chunk_size, "n_action_steps": emb.n_action_steps, **DEFAULT_SIZE, **size}
     config = ACTConfig(
@@ -242,7 +261,7 @@ def build_act_peer(spec: EmbodimentSpec, stats: Mapping[str, Mapping[str, np.nda
             "observation.state": PolicyFeature(FeatureType.STATE, (spec.state_dim,)),
             "observation.environment_state": PolicyFeature(FeatureType.ENV, (env_dim + NAMED_DIM,)),
         },
-        output_features={"action": PolicyFeature(FeatureType.ACTION, (spec.action_dim,))},
+        output_features={"action": PolicyFeature(FeatureType.ACTION, (intent_size(spec) if intent else spec.action_dim,))},
         normalization_mapping={"STATE": NormalizationMode.MEAN_STD, "ENV": NormalizationMode.MEAN_STD,
                                "ACTION": NormalizationMode.MEAN_STD},
         pretrained_backbone_weights=None,  # no images: no backbone is built (and nothing to download)
@@ -252,7 +271,7 @@ def build_act_peer(spec: EmbodimentSpec, stats: Mapping[str, Mapping[str, np.nda
     policy = ACTPolicy(config)
     preprocessor, postprocessor = make_act_pre_post_processors(config, normalizer_stats)
     raw = {f: {k: np.asarray(v) for k, v in stats[f].items()} for f in (*INPUT_KEYS, NAMED_KEY, "action")}
-    return ActPeer(policy, preprocessor, postprocessor, spec, {spec.name: raw})
+    return ActPeer(policy, preprocessor, postprocessor, spec, {spec.name: raw}, action_space)
 
 
 def intermediate_checkpoint(out: str | Path, step: int) -> Path:
@@ -263,7 +282,7 @@ def intermediate_checkpoint(out: str | Path, step: int) -> Path:
 
 def train_act_peer(demos: Demonstrations, out: str | Path, config: TrainConfig,
                    checkpoint_steps: Sequence[int] = (), progress: bool = False,
-                   prior: LeRobotPrior | None = None, **size: Any) -> dict:
+                   prior: LeRobotPrior | None = None, action_space: str = "native", **size: Any) -> dict:
     """Train LeRobot's ACT on ``demos`` and write its checkpoint folder to ``out``: from scratch,
     or, with ``prior``, fine-tuned from a LeRobot ACT checkpoint (``lerobot_finetune``).
 
@@ -280,6 +299,8 @@ def train_act_peer(demos: Demonstrations, out: str | Path, config: TrainConfig,
         prior: a LeRobot ACT read by `load_lerobot_prior`: the architecture is its
             (``size`` must be empty) and every weight but the robot's own input and output
             projections starts from it (`LeRobotPrior.initialise`); the rest as from scratch.
+        action_space: ``native``, or ``intent``: ACT learns the demos' recorded intent and acts
+            through the robot's intent decoder (`build_act_peer`).
         size: `ACTConfig` size fields (see `SIZE_FIELDS`), over `DEFAULT_SIZE`.
 
     Returns:
@@ -308,8 +329,12 @@ def train_act_peer(demos: Demonstrations, out: str | Path, config: TrainConfig,
         log.warning("ACT peer: %.0f%% of the frames' instructions name no cube that named_entities finds "
                     "(free-form text?): ACT is task-blind on those", 100 * (1 - parsed))
     stats = {**demos.stats, NAMED_KEY: feature_stats(named.numpy())}
+    if action_space == "intent":
+        if "intent" not in demos.arrays:
+            raise ValueError(f"{demos.root}: an intent ACT learns the demos' intent feature, which these demos lack")
+        stats["intent"] = feature_stats(demos.arrays["intent"])
     torch.manual_seed(config.seed)  # the initialisation is part of the seeded run
-    peer = build_act_peer(spec, stats, env_dim, **size)
+    peer = build_act_peer(spec, stats, env_dim, action_space=action_space, **size)
     policy = peer.policy
     initialised = None
     if prior is not None:  # after the seeded build: the new projections are the seed's, the rest the prior's
@@ -322,7 +347,8 @@ def train_act_peer(demos: Demonstrations, out: str | Path, config: TrainConfig,
     params = [p for p in policy.parameters() if p.requires_grad]  # no image backbone: one group
     optimizer = make_optimizer(params, config)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(config))
-    resolved = {"lerobot_policy": "act", "size": {**DEFAULT_SIZE, **size}, "train": asdict(config),
+    resolved = {"lerobot_policy": "act", "action_space": peer.action_space, "size": {**DEFAULT_SIZE, **size},
+                "train": asdict(config),
                 "checkpoint_steps": wanted, "chunk_size": peer.chunk_size, "n_action_steps": peer.n_action_steps,
                 "instructions": texts, "named_entities": NAMED_ENCODING, "named_frames": parsed,
                 "parameters": peer.num_parameters(), "prior": initialised}
@@ -344,6 +370,8 @@ def train_act_peer(demos: Demonstrations, out: str | Path, config: TrainConfig,
         raw = sampler.gather(idx)
         raw["observation.environment_state"] = torch.cat([raw["observation.environment_state"], named[idx]],
                                                          dim=-1)  # (B, E + NAMED_DIM)
+        if peer.action_space == "intent":  # ACT's output feature is named action whatever it holds
+            raw["action"] = raw["intent"]
         batch = peer.preprocessor({k: raw[k] for k in TRAIN_KEYS})
         loss, metrics = policy.forward(batch)
         optimizer.zero_grad(set_to_none=True)
