@@ -53,3 +53,48 @@ def test_the_dataset_expert_version_and_every_setting_enter_the_key(tmp_path):
                    {"lr": 3e-3}, {"weight": 0.1}, {"eval_block": 1}, {"spec_digest": "x"}, {"schedule": "constant"},
                    {"checkpoint_steps": ()}, {"purpose": "tune"}):
         assert replace(base, **change).key != base.key, change
+
+
+def test_act_from_scratch_is_keyed_by_its_size_not_by_our_prior(tmp_path):
+    """Beside our own prior, ACT from scratch reads nothing of it: two priors give ACT one key, and
+    a run finished under the earlier key (the prior's architecture digest) is found, only with the
+    same settings, the same intent option and a checkpoint trained at the size the key stands for."""
+    import json
+
+    from locksmith.audit.priors import arm_sources
+    from locksmith.audit.sweep import RESULT_FILE, load_result
+    from locksmith.train.act_peer import DEFAULT_SIZE, MARKER_FILE, default_architecture_digest
+
+    a = _prior(tmp_path / "a", '{"d_model": 128}', b"w")
+    b = _prior(tmp_path / "b", '{"d_model": 64}', b"v")
+    src_a, src_b = (arm_sources(p, {"weights_sha256": folder_digest(p), "kind": "locksmith"}, p) for p in (a, b))
+    assert src_a.digest("act") == src_b.digest("act") == default_architecture_digest()
+    assert src_a.digest("act_intent") == default_architecture_digest() + ":intent"
+    assert src_a.digest("scratch") != src_b.digest("scratch")
+
+    arm_dir = tmp_path / "runs" / "t" / "act"
+
+    def finished(arm: str, old_digest: str, size: dict, name: str, **changes) -> None:
+        old = _spec(arm, a, old_digest, **changes)
+        run = arm_dir / f"n0005_s0-{name}"
+        (run / "work" / "act").mkdir(parents=True)
+        (run / "work" / "act" / MARKER_FILE).write_text(json.dumps({"kind": "act", "train": {"size": size}}))
+        (run / RESULT_FILE).write_text(json.dumps({"settings": old.settings, "value": 0.5, "key": old.key}))
+
+    new = _spec("act", a, src_a.digest("act"), run_dir=str(arm_dir / "n0005_s0-newkey"))
+    assert load_result(new) is None
+    finished("act", prior_architecture(b), {**DEFAULT_SIZE, "dim_model": 64}, "other_size")
+    finished("act", prior_architecture(b), DEFAULT_SIZE, "other_lr", lr=3e-3)
+    finished("act", "architecture:lerobot:0123", DEFAULT_SIZE, "lerobot")
+    finished("act", prior_architecture(b) + ":intent", DEFAULT_SIZE, "intent")
+    assert load_result(new) is None  # another size, another setting, a LeRobot prior's ACT, the intent option
+    finished("act", prior_architecture(b), DEFAULT_SIZE, "earlier")
+    assert load_result(new)["value"] == 0.5
+    arm_dir = tmp_path / "runs" / "t" / "act_intent"
+    intent = replace(new, arm="act_intent", prior_digest=src_a.digest("act_intent"),
+                     run_dir=str(arm_dir / "n0005_s0-newkey"))
+    assert load_result(intent) is None
+    finished("act_intent", prior_architecture(b), DEFAULT_SIZE, "native_digest")
+    assert load_result(intent) is None  # an intent run's earlier key ends in :intent
+    finished("act_intent", prior_architecture(b) + ":intent", DEFAULT_SIZE, "earlier")
+    assert load_result(intent)["value"] == 0.5

@@ -261,8 +261,11 @@ def arm_sources(prior_dir: Path, prior_info: dict, architecture_dir: Path) -> Ar
     if prior_info.get("kind") == "lerobot":
         return ArmSources("lerobot", Path(prior_dir), Path(architecture_dir), weights,
                           prior_architecture(architecture_dir), lerobot_architecture(prior_dir))
-    architecture = prior_architecture(prior_dir)
-    return ArmSources("locksmith", Path(prior_dir), Path(prior_dir), weights, architecture, architecture)
+    from locksmith.train.act_peer import default_architecture_digest
+
+    # ACT from scratch beside our prior reads nothing of it: its runs are the same for every prior
+    return ArmSources("locksmith", Path(prior_dir), Path(prior_dir), weights, prior_architecture(prior_dir),
+                      default_architecture_digest())
 
 
 __all__ = ["ARCHITECTURE_ONLY_ARMS", "LEROBOT_ARMS", "ArmSources", "AuditError", "CheckedPrior", "arm_sources",

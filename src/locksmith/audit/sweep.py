@@ -5,7 +5,8 @@
     runs/<target>/<arm>/tune/lr<lr>_n<budget>_s<seed>-<key>/  a learning-rate candidate (validation seeds)
 
 A run is keyed by its content (`RunSpec.key`): digests of the prior's weights (of its config and
-instruction cache for the arms that only borrow its architecture), of the target's dataset and
+instruction cache for the arms that only borrow its architecture; of ACT's size alone for ACT from
+scratch beside our prior, which reads nothing of it), of the target's dataset and
 spec, the scripted expert's version and every setting. A run whose ``result.json`` exists with the
 same settings is never redone; re-pointing a prior folder at other weights, or re-recording a
 dataset, gives other keys and so other runs. A sweep killed at any point (SIGKILL included)
@@ -117,16 +118,54 @@ class SweepProgress:
     failed: list[str] = field(default_factory=list)
 
 
-def load_result(spec: RunSpec) -> dict | None:
-    """The finished result of this run with these settings, or None."""
-    path = Path(spec.run_dir) / RESULT_FILE
+def _read_result(path: Path) -> dict | None:
     if not path.is_file():
         return None
     try:
         result = json.loads(path.read_text())
     except (json.JSONDecodeError, OSError):
         return None
-    return result if result.get("settings") == spec.settings else None
+    return result if isinstance(result, dict) else None
+
+
+def load_result(spec: RunSpec) -> dict | None:
+    """The finished result of this run with these settings, or None (`_keyed_by_prior` for runs
+    of ACT from scratch finished under an earlier key)."""
+    result = _read_result(Path(spec.run_dir) / RESULT_FILE)
+    if result is not None and result.get("settings") == spec.settings:
+        return result
+    return _keyed_by_prior(spec)
+
+
+def _keyed_by_prior(spec: RunSpec) -> dict | None:
+    """A run of ACT from scratch beside our own prior, finished while its key still held the
+    prior's architecture digest (which it never read): the same settings but that digest, trained
+    at the size this key stands for (as its checkpoint's marker records). None otherwise."""
+    from locksmith.train.act_peer import DEFAULT_SIZE, MARKER_FILE, default_architecture_digest
+
+    base = default_architecture_digest()
+    if spec.arm not in PEER_ARMS or spec.prior_digest not in (base, base + ":intent"):
+        return None
+    intent = spec.prior_digest.endswith(":intent")
+    for path in sorted(Path(spec.run_dir).parent.glob(f"n{spec.budget:04d}_s{spec.seed}-*/{RESULT_FILE}")):
+        result = _read_result(path)
+        old = (result or {}).get("settings")
+        if not isinstance(old, dict):
+            continue
+        digest = str(old.get("prior_digest", ""))
+        ours = digest.startswith("architecture:") and not digest.startswith(("architecture:lerobot:",
+                                                                             "architecture:native:"))
+        same = {**old, "prior_digest": spec.prior_digest} == spec.settings
+        if not ours or digest.endswith(":intent") != intent or not same:
+            continue
+        try:  # the checkpoint where `_train_act` writes it, wherever the audit folder has moved since
+            size = json.loads((path.parent / "work" / "act" / MARKER_FILE).read_text())["train"]["size"]
+        except (KeyError, TypeError, OSError, ValueError):
+            continue
+        if size == DEFAULT_SIZE:
+            log.info("%s: finished under its earlier key, kept", path.parent)
+            return result
+    return None
 
 
 def _train(spec: RunSpec, work: Path) -> tuple[Path, dict, list[dict]]:

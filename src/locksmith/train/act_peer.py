@@ -102,6 +102,14 @@ DEFAULT_SIZE: dict[str, Any] = {
 }
 """≈ 0.92 M parameters on the Panda (8-D state and action, chunk 20); ACT's own default is 52 M."""
 
+def default_architecture_digest() -> str:
+    """What an ACT from scratch at `DEFAULT_SIZE` depends on of its setup, as an audit run's
+    ``prior_digest``: its size alone (beside our own prior it reads nothing of the prior)."""
+    import hashlib
+
+    return "act:" + hashlib.sha256(json.dumps(DEFAULT_SIZE, sort_keys=True).encode()).hexdigest()[:16]
+
+
 SIZE_FIELDS = ("dim_model", "n_heads", "dim_feedforward", "feedforward_activation", "pre_norm",
                "n_encoder_layers", "n_decoder_layers", "use_vae", "latent_dim", "n_vae_encoder_layers",
                "dropout", "kl_weight", "chunk_size", "n_action_steps")
@@ -408,5 +416,5 @@ def train_act_peer(demos: Demonstrations, out: str | Path, config: TrainConfig,
 
 
 __all__ = ["DEFAULT_SIZE", "MARKER_FILE", "NAMED_DIM", "NAMED_ENCODING", "NAMED_KEY", "PEER_KIND", "SIZE_FIELDS",
-           "SPEC_FILE", "ActPeer", "build_act_peer", "feature_stats", "intermediate_checkpoint", "named_features",
-           "processor_stats", "train_act_peer"]
+           "SPEC_FILE", "ActPeer", "build_act_peer", "default_architecture_digest", "feature_stats",
+           "intermediate_checkpoint", "named_features", "processor_stats", "train_act_peer"]
