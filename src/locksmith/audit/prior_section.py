@@ -12,7 +12,7 @@ from pydantic import Field, field_validator, model_validator
 from locksmith.audit.training_rule import MAX_BATCH, MAX_BUDGET, MAX_EPISODES, MAX_STEPS, Model, check_known
 from locksmith.data.record import DEFAULT_DEMO_NOISE
 from locksmith.embodiment.registry import known_robots
-from locksmith.policy import ACTION_SPACES, INTENT_FEATURES, OMITTED_WHEN_DEFAULT
+from locksmith.policy import ACTION_SPACES, INTENT_FEATURES, OMITTED_WHEN_DEFAULT, omit_defaults
 from locksmith.sim.tasks import TASKS
 from locksmith.train import defaults
 
@@ -106,13 +106,12 @@ class PriorSection(Model):
     def policy_fields(self) -> dict[str, str]:
         """The PolicyConfig fields this section sets apart from trunk sizes, those at their default
         left out (`OMITTED_WHEN_DEFAULT`)."""
-        return {k: getattr(self, k) for k, default in OMITTED_WHEN_DEFAULT.items() if getattr(self, k) != default}
+        return omit_defaults({k: getattr(self, k) for k in OMITTED_WHEN_DEFAULT})
 
     def cache_key(self) -> str:
         """What decides the pretrained weights (the checkpoint path aside)."""
         # later fields at their default are left out: the keys of priors cached before them stay valid
-        omitted = {k for k in OMITTED_WHEN_DEFAULT if k not in self.policy_fields()}
-        data = self.model_dump(mode="json", exclude={"checkpoint"} | omitted)
+        data = omit_defaults(self.model_dump(mode="json", exclude={"checkpoint"}))
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -16,7 +16,7 @@ from locksmith.cli.args import (
     _check_out_folder,
     _check_robots_and_tasks,
 )
-from locksmith.policy import OMITTED_WHEN_DEFAULT
+from locksmith.policy import omit_defaults
 from locksmith.train import defaults
 
 
@@ -149,8 +149,7 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
                  if v is not None}  # the rest: PriorRecipe's defaults
         if args.intent_features != "absolute" and args.action_space != "intent":
             raise BadInput(f"--intent-features {args.intent_features} needs --action-space intent")
-        trunk = {k: v for k, v in (("action_space", args.action_space), ("intent_features", args.intent_features))
-                 if v != OMITTED_WHEN_DEFAULT[k]}
+        trunk = omit_defaults({"action_space": args.action_space, "intent_features": args.intent_features})
         recipe = PriorRecipe(robots=tuple(robots), tasks=tuple(tasks), weights=weights,
                              temperature=args.temperature, trunk=trunk, **given)
         if args.tune_episodes > 0:

@@ -14,3 +14,8 @@ INTENT_FEATURES = ("absolute", "relative")
 # a plan's prior key) while at their default, so that a policy which does not use them is written
 # and digested exactly as before.
 OMITTED_WHEN_DEFAULT = {"action_space": "native", "intent_features": "absolute"}
+
+
+def omit_defaults(data: dict) -> dict:
+    """``data`` without the `OMITTED_WHEN_DEFAULT` fields that are at their default."""
+    return {k: v for k, v in data.items() if k not in OMITTED_WHEN_DEFAULT or v != OMITTED_WHEN_DEFAULT[k]}

@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict, dataclass, field, replace
 
 from locksmith.embodiment.spec import EmbodimentSpec
-from locksmith.policy import ACTION_SPACES, INTENT_FEATURES, OMITTED_WHEN_DEFAULT
+from locksmith.policy import ACTION_SPACES, INTENT_FEATURES, omit_defaults
 from locksmith.sim.scene import N_OBJECTS, N_PADS
 
 CONFIG_VERSION = 1
@@ -160,11 +160,8 @@ class PolicyConfig:
         return self.action_space == "intent"
 
     def to_json(self) -> str:
-        data = asdict(self)
-        for key, default in OMITTED_WHEN_DEFAULT.items():  # as written before the field: same file, same digest
-            if data[key] == default:
-                del data[key]
-        return json.dumps(data, indent=2)
+        # later fields at their default are left out: as written before them, same file, same digest
+        return json.dumps(omit_defaults(asdict(self)), indent=2)
 
     @classmethod
     def from_json(cls, text: str) -> PolicyConfig:
