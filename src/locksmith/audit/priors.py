@@ -37,7 +37,14 @@ from locksmith.train.lerobot_prior import LEROBOT_ARMS
 log = logging.getLogger(__name__)
 
 PriorKind = Literal["locksmith", "lerobot"]
-ARCHITECTURE_ONLY_ARMS = ("scratch", "scratch_native", "act", "act_intent")  # arms that use no prior weights
+ARCHITECTURE_ONLY_ARMS = ("scratch", "scratch_native", *PEER_ARMS)  # arms that use no prior weights
+# The forms of an arm's `RunSpec.prior_digest` that name an architecture: our prior's config and
+# instructions (scratch), the plain-head twin's (scratch_native), a LeRobot prior's ACT; ACT on
+# intent adds `INTENT_SUFFIX` to its ACT's.
+ARCHITECTURE = "architecture:"
+NATIVE_ARCHITECTURE = ARCHITECTURE + "native:"
+LEROBOT_ARCHITECTURE = ARCHITECTURE + "lerobot:"
+INTENT_SUFFIX = ":intent"
 
 
 class AuditError(ValueError):
@@ -46,7 +53,7 @@ class AuditError(ValueError):
 
 def prior_architecture(prior_dir: Path) -> str:
     """What a scratch arm takes from the prior: its config and instruction cache, hashed."""
-    return "architecture:" + folder_digest(prior_dir, ("config.json", "instructions.safetensors"))[:16]
+    return ARCHITECTURE + folder_digest(prior_dir, ("config.json", "instructions.safetensors"))[:16]
 
 
 def lerobot_architecture(prior_dir: Path) -> str:
@@ -54,7 +61,7 @@ def lerobot_architecture(prior_dir: Path) -> str:
     from locksmith.train.lerobot_prior import read_architecture
 
     text = json.dumps(read_architecture(prior_dir), sort_keys=True)
-    return "architecture:lerobot:" + hashlib.sha256(text.encode()).hexdigest()[:16]
+    return LEROBOT_ARCHITECTURE + hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def check_recipes_fit_prior(plan: TransferPlan, kind: PriorKind, source: str) -> None:
@@ -247,9 +254,9 @@ class ArmSources:
         if arm == "scratch":
             return self.architecture_digest
         if arm == "scratch_native":
-            return self.architecture_digest.replace("architecture:", "architecture:native:", 1)
+            return self.architecture_digest.replace(ARCHITECTURE, NATIVE_ARCHITECTURE, 1)
         if arm == "act_intent":
-            return self.act_digest + ":intent"
+            return self.act_digest + INTENT_SUFFIX
         if arm in PEER_ARMS:
             return self.act_digest
         return self.weights_digest
@@ -268,6 +275,19 @@ def arm_sources(prior_dir: Path, prior_info: dict, architecture_dir: Path) -> Ar
                       default_architecture_digest())
 
 
+def earlier_act_digest(old: str, new: str) -> bool:
+    """Whether ``old``, the digest of an ACT run finished while ACT from scratch beside our prior
+    was keyed by that prior's architecture (which it never read), is the same arm as ``new``, the
+    key by ACT's size alone (`act_peer.default_architecture_digest`, plus `INTENT_SUFFIX` for
+    ``act_intent``). The size itself is checked against the run's checkpoint by the caller."""
+    from locksmith.train.act_peer import default_architecture_digest
+
+    base = default_architecture_digest()
+    ours = old.startswith(ARCHITECTURE) and not old.startswith((LEROBOT_ARCHITECTURE, NATIVE_ARCHITECTURE))
+    same_output = old.endswith(INTENT_SUFFIX) == new.endswith(INTENT_SUFFIX)
+    return new in (base, base + INTENT_SUFFIX) and ours and same_output
+
+
 __all__ = ["ARCHITECTURE_ONLY_ARMS", "LEROBOT_ARMS", "ArmSources", "AuditError", "CheckedPrior", "arm_sources",
-           "check_prior", "ensure_prior", "folder_digest", "lerobot_architecture", "prior_architecture",
-           "prior_kind"]
+           "check_prior", "earlier_act_digest", "ensure_prior", "folder_digest", "lerobot_architecture",
+           "prior_architecture", "prior_kind"]

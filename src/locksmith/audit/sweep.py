@@ -141,22 +141,18 @@ def _keyed_by_prior(spec: RunSpec) -> dict | None:
     """A run of ACT from scratch beside our own prior, finished while its key still held the
     prior's architecture digest (which it never read): the same settings but that digest, trained
     at the size this key stands for (as its checkpoint's marker records). None otherwise."""
-    from locksmith.train.act_peer import DEFAULT_SIZE, MARKER_FILE, default_architecture_digest
-
-    base = default_architecture_digest()
-    if spec.arm not in PEER_ARMS or spec.prior_digest not in (base, base + ":intent"):
+    if spec.arm not in PEER_ARMS:
         return None
-    intent = spec.prior_digest.endswith(":intent")
+    from locksmith.audit.priors import earlier_act_digest
+    from locksmith.train.act_peer import DEFAULT_SIZE, MARKER_FILE
+
     for path in sorted(Path(spec.run_dir).parent.glob(f"n{spec.budget:04d}_s{spec.seed}-*/{RESULT_FILE}")):
         result = _read_result(path)
         old = (result or {}).get("settings")
         if not isinstance(old, dict):
             continue
-        digest = str(old.get("prior_digest", ""))
-        ours = digest.startswith("architecture:") and not digest.startswith(("architecture:lerobot:",
-                                                                             "architecture:native:"))
         same = {**old, "prior_digest": spec.prior_digest} == spec.settings
-        if not ours or digest.endswith(":intent") != intent or not same:
+        if not same or not earlier_act_digest(str(old.get("prior_digest", "")), spec.prior_digest):
             continue
         try:  # the checkpoint where `_train_act` writes it, wherever the audit folder has moved since
             size = json.loads((path.parent / "work" / "act" / MARKER_FILE).read_text())["train"]["size"]
