@@ -98,3 +98,27 @@ def test_act_from_scratch_is_keyed_by_its_size_not_by_our_prior(tmp_path):
     assert load_result(intent) is None  # an intent run's earlier key ends in :intent
     finished("act_intent", prior_architecture(b) + ":intent", DEFAULT_SIZE, "earlier")
     assert load_result(intent)["value"] == 0.5
+
+
+def test_the_plain_head_scratch_arm_is_keyed_by_the_twin_it_trains(tmp_path):
+    """`scratch_native` reads the prior's sizes and instructions only: a native prior keeps the key its
+    files give, and intent priors that differ only in what the plain-head twin resets share it."""
+    import dataclasses
+    from pathlib import Path
+
+    from locksmith.audit.priors import NATIVE_ARCHITECTURE, native_architecture
+    from locksmith.policy.config import PolicyConfig
+
+    published = Path(__file__).parents[2] / "src" / "locksmith" / "priors" / "default" / "config.json"
+    native = PolicyConfig.from_json(published.read_text())
+    assert native.action_space == "native"
+    folders = {}
+    for name, config in (("native", native), ("intent", dataclasses.replace(native, action_space="intent")),
+                         ("relative", dataclasses.replace(native, action_space="intent", intent_features="relative")),
+                         ("wider", dataclasses.replace(native, action_space="intent", d_model=64))):
+        folders[name] = _prior(tmp_path / name, config.to_json(), name.encode())
+    digests = {name: native_architecture(folder) for name, folder in folders.items()}
+    assert digests["native"] == NATIVE_ARCHITECTURE + prior_architecture(folders["native"]).split(":")[-1]
+    assert digests["native"] == digests["intent"] == digests["relative"] != digests["wider"]
+    (folders["relative"] / "instructions.safetensors").write_bytes(b"other instructions")
+    assert native_architecture(folders["relative"]) != digests["intent"]

@@ -56,6 +56,28 @@ def prior_architecture(prior_dir: Path) -> str:
     return ARCHITECTURE + folder_digest(prior_dir, ("config.json", "instructions.safetensors"))[:16]
 
 
+def native_architecture(prior_dir: Path) -> str:
+    """What the ``scratch_native`` arm takes from the prior: the config of its plain-head twin
+    (`adapters.native_twin`: the same sizes, ``action_space`` native, ``intent_features`` absolute)
+    and the instruction cache, hashed as `prior_architecture` hashes the files. So a native prior's
+    key is the one its files give, and intent priors that differ only in what the twin resets (an
+    absolute and a relative one of the same sizes) share their plain-head runs."""
+    import dataclasses
+
+    from locksmith.policy.config import PolicyConfig
+    from locksmith.policy.policy import CONFIG_FILE
+
+    on_disk = (prior_dir / CONFIG_FILE).read_text()
+    config = PolicyConfig.from_json(on_disk)
+    twin = dataclasses.replace(config, action_space="native", intent_features="absolute")
+    # a native prior is its own twin: its file as written, so its runs keep the key they had
+    text = on_disk if twin == config else twin.to_json()
+    instructions = prior_dir / "instructions.safetensors"
+    digest = hashlib.sha256(CONFIG_FILE.encode() + text.encode() + instructions.name.encode())
+    digest.update(instructions.read_bytes() if instructions.is_file() else b"")
+    return NATIVE_ARCHITECTURE + digest.hexdigest()[:16]
+
+
 def lerobot_architecture(prior_dir: Path) -> str:
     """What the ``act`` arm takes from a LeRobot prior: its ACT architecture, hashed."""
     from locksmith.train.lerobot_prior import read_architecture
@@ -233,7 +255,7 @@ class ArmSources:
         architecture_dir: our policy whose architecture scratch trains (the prior itself, or the
             published prior beside a LeRobot prior).
         weights_digest / architecture_digest / act_digest: what the adapted arms, scratch and
-            ACT take.
+            ACT take (scratch_native: `native_architecture` of ``architecture_dir``).
     """
 
     kind: PriorKind
@@ -254,7 +276,7 @@ class ArmSources:
         if arm == "scratch":
             return self.architecture_digest
         if arm == "scratch_native":
-            return self.architecture_digest.replace(ARCHITECTURE, NATIVE_ARCHITECTURE, 1)
+            return native_architecture(self.architecture_dir)
         if arm == "act_intent":
             return self.act_digest + INTENT_SUFFIX
         if arm in PEER_ARMS:
@@ -290,4 +312,4 @@ def earlier_act_digest(old: str, new: str) -> bool:
 
 __all__ = ["ARCHITECTURE_ONLY_ARMS", "LEROBOT_ARMS", "ArmSources", "AuditError", "CheckedPrior", "arm_sources",
            "check_prior", "earlier_act_digest", "ensure_prior", "folder_digest", "lerobot_architecture",
-           "prior_architecture", "prior_kind"]
+           "native_architecture", "prior_architecture", "prior_kind"]
