@@ -376,7 +376,7 @@ def test_dataset_target_too_small_leaves_nothing(fixtures, tmp_path, capsys):
 def test_plan_beyond_the_machines_memory(tmp_path, capsys):
     import os
 
-    from locksmith.audit.run import _demo_bytes
+    from locksmith.audit.targets import _demo_bytes
 
     if _demo_bytes("aloha", "push", 50_000) < 0.8 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"):
         pytest.skip("this machine holds even the largest plan's demos")

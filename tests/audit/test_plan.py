@@ -87,7 +87,7 @@ def test_training_is_one_stated_recipe_with_a_grid_and_per_recipe_lambda():
 
 
 def test_the_pool_holds_twice_the_largest_budget_so_seeds_draw_their_own_demos():
-    from locksmith.audit.run import ResolvedTarget, demo_episodes
+    from locksmith.audit.targets import ResolvedTarget, demo_episodes
 
     plan = parse_plan({**BASE, "budgets": [5, 20]})
     assert plan.pool_size() == 40
@@ -160,7 +160,8 @@ def test_the_demonstrations_noise_is_part_of_the_prior_cache_key():
 
 
 def test_the_peer_runs_only_where_it_can_still_be_the_stronger_baseline():
-    from locksmith.audit.run import ResolvedTarget, peer_budget_cap
+    from locksmith.audit.run import peer_budget_cap
+    from locksmith.audit.targets import ResolvedTarget
 
     plan = parse_plan({**BASE, "budgets": [5, 10, 20, 40]})
     target = ResolvedTarget("tabletop_arm", plan.targets[0], "so101", "reach", "d", tuple(range(80)), 0.5,
@@ -193,7 +194,8 @@ def test_a_target_may_override_the_training_rule_for_every_arm_on_it():
 
 def test_the_peer_runs_from_the_largest_budget_down_and_stops_where_it_misses(monkeypatch):
     import locksmith.audit.run as run
-    from locksmith.audit.run import ResolvedTarget, peer_budget_floor
+    from locksmith.audit.run import peer_budget_floor
+    from locksmith.audit.targets import ResolvedTarget
     from locksmith.audit.sweep import RunSpec
 
     plan = parse_plan({**BASE, "budgets": [5, 10, 20, 40]})

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from locksmith.audit.estimates import GainRecord
 from locksmith.audit.plan import parse_plan
-from locksmith.audit.run import ResolvedTarget
+from locksmith.audit.targets import ResolvedTarget
 from locksmith.audit.schema import (
     AuditFileError,
     AuditResult,

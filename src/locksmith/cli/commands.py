@@ -293,7 +293,8 @@ def _cmd_adapt(args: argparse.Namespace) -> int:
 
 def _cmd_audit(args: argparse.Namespace) -> int:
     from locksmith.audit.plan import PlanError, bundled_plan, load_plan
-    from locksmith.audit.run import AuditError, run_audit
+    from locksmith.audit.priors import AuditError
+    from locksmith.audit.run import run_audit
     from locksmith.data.loading import DatasetError
     from locksmith.data.record import RecordError
     from locksmith.policy.policy import CheckpointError
