@@ -11,6 +11,9 @@ if not _os.environ.get("DISPLAY"):
     _os.environ.setdefault("PYOPENGL_PLATFORM", _os.environ["MUJOCO_GL"])
 # Datasets and models are local files: never reach for a hub.
 _os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Camera streams are encoded by LeRobot through SVT-AV1, which prints ~15 lines of its settings
+# to stderr for every episode at its default level; errors only.
+_os.environ.setdefault("SVT_LOG", "1")
 
 import logging as _logging
 

@@ -6,6 +6,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from locksmith.data.record import META_FILE, SPEC_FILE, RecordError, record_demos
@@ -79,13 +80,29 @@ def test_overwrite_replaces(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
-def test_camera_images_are_recorded(tmp_path):
+def test_camera_images_are_recorded_as_video_and_decode_to_what_was_rendered(tmp_path):
+    """Each camera is a LeRobot video feature (encoded by LeRobot, decoded by its pyav backend);
+    a decoded frame is the picture the simulator rendered for that seed, up to the codec's loss."""
+    from locksmith.sim.env import TabletopEnv
+
     out = tmp_path / "cam"
     record_demos("panda", "reach", 1, out, camera=True, image_size=32, workers=1, progress=False)
+    info = json.loads((out / "meta" / "info.json").read_text())
+    assert info["features"]["observation.images.front"]["dtype"] == "video"
+    assert list((out / "videos" / "observation.images.front").rglob("*.mp4"))
     ds = _load(out)
     image = ds[0]["observation.images.front"]
     assert tuple(image.shape) == (3, 32, 32)
-    assert float(image.std()) > 0.01  # a real picture, not a blank frame
+    seed = json.loads((out / "meta" / "locksmith.json").read_text())["episode_seeds"][0]
+    env = TabletopEnv("panda", "reach", render=True, image_size=32)
+    try:
+        rendered, _ = env.reset(seed=seed)
+    finally:
+        env.close()
+    picture = rendered["observation.images.front"].astype(np.float32) / 255
+    decoded = image.permute(1, 2, 0).numpy()
+    assert float(picture.std()) > 0.05  # a real picture, not a blank frame
+    assert float(np.abs(decoded - picture).mean()) < 0.03  # AV1 at LeRobot's defaults: ~0.01
 
 
 def test_killed_recording_leaves_no_dataset(tmp_path):

@@ -85,7 +85,7 @@ def dataset_features(spec: EmbodimentSpec, camera: bool, image_size: int | None 
             h = image_size or cam.height
             w = image_size or cam.width
             features[f"observation.images.{cam.name}"] = {
-                "dtype": "image", "shape": (h, w, 3), "names": ["height", "width", "channel"],
+                "dtype": "video", "shape": (h, w, 3), "names": ["height", "width", "channel"],
             }
     return features
 
@@ -310,7 +310,7 @@ def record_demos(
         else:
             dataset = LeRobotDataset.create(
                 repo_id, fps=int(round(spec.control_rate_hz)), features=dataset_features(spec, camera, image_size),
-                root=tmp, robot_type=spec.robot_type, use_videos=False, image_writer_threads=2 if camera else 0,
+                root=tmp, robot_type=spec.robot_type, use_videos=camera, image_writer_threads=2 if camera else 0,
                 video_backend=VIDEO_BACKEND,
             )
     except BaseException:
