@@ -26,6 +26,7 @@ import numpy as np
 
 from locksmith.embodiment.registry import load_robot_spec
 from locksmith.embodiment.spec import EmbodimentSpec
+from locksmith.sim.cameras import CameraRenderer, compile_render_copy
 from locksmith.sim.ik import RobotIK, top_down_rotation
 from locksmith.sim.scene import (
     COLOURS, N_OBJECTS, N_PADS, RENDER_GROUPS, ObjectGeometry, Scene, build_scene, look_at_quat,
@@ -75,10 +76,10 @@ class TabletopEnv(gym.Env):
         self.dt = self.spec_.control_period_s
         self._scene_key: tuple | None = None
         self.scene: Scene | None = None
+        self._camera_renderer: CameraRenderer | None = None
         self._draw = draw_slice(self.slice_name, 0)
         self._build(self._draw)
         self.horizon = int(round(self.task.horizon_s * self.spec_.control_rate_hz))
-        self._renderers: dict[str, mujoco.Renderer] = {}
         self.rng = np.random.default_rng(0)
         self.action_space = gym.spaces.Box(-np.inf, np.inf, (self.spec_.action_dim,), np.float32)
         self.observation_space = gym.spaces.Dict({
@@ -119,7 +120,7 @@ class TabletopEnv(gym.Env):
         self._pad_geom = [m.geom(f"pad{i}_geom").id for i in range(N_PADS)]
         self._cam_ids = [m.camera(c).id for c in self.scene.cameras]
         self._cam_pos0 = m.cam_pos[self._cam_ids].copy() if self._cam_ids else np.zeros((0, 3))
-        self._renderers = {}
+        self.close()  # a camera renderer of the previous scene
         self._render_option = mujoco.MjvOption()
         self._render_option.geomgroup[:] = RENDER_GROUPS
         # Draw collision meshes as their convex hulls: the same picture at 64 px, 4-5x faster
@@ -308,25 +309,17 @@ class TabletopEnv(gym.Env):
         return np.concatenate([np.asarray(p, dtype=float).ravel() for p in parts])
 
     def render_cameras(self) -> dict[str, np.ndarray]:
-        out = {}
+        """``{"observation.images.<camera>": (H, W, 3) uint8}`` for the spec's cameras, at
+        ``image_size`` when given (`locksmith.sim.cameras`: drawn from a render copy of the scene)."""
+        if self._camera_renderer is None:
+            self._camera_renderer = CameraRenderer(compile_render_copy(self.scene.spec, self.model),
+                                                   self._render_option)
+        cameras = {}
         for k, cam in enumerate(self.scene.cameras):
             spec_cam = self.spec_.cameras[k]
             size = (self.image_size or spec_cam.height, self.image_size or spec_cam.width)
-            renderer = self._renderers.get(cam)
-            if renderer is None:
-                try:
-                    renderer = mujoco.Renderer(self.model, height=size[0], width=size[1])
-                except mujoco.FatalError as err:  # MuJoCo picks its GL backend once, when first imported
-                    raise RuntimeError(f"MuJoCo cannot render ({err}); its GL backend is "
-                                       f"{mujoco.GLContext.__module__}, chosen when mujoco was first imported: "
-                                       "start the process with MUJOCO_GL=osmesa (or egl)") from None
-                for flag in (mujoco.mjtRndFlag.mjRND_SHADOW, mujoco.mjtRndFlag.mjRND_REFLECTION,
-                             mujoco.mjtRndFlag.mjRND_SKYBOX):
-                    renderer.scene.flags[flag] = False
-                self._renderers[cam] = renderer
-            renderer.update_scene(self.data, camera=cam, scene_option=self._render_option)
-            out[f"observation.images.{spec_cam.name}"] = renderer.render().copy()
-        return out
+            cameras[f"observation.images.{spec_cam.name}"] = (cam, *size)
+        return self._camera_renderer.render(self.model, self.data, cameras)
 
     # ------------------------------------------------------------------ stepping
     def step(self, action: np.ndarray):
@@ -412,7 +405,7 @@ class TabletopEnv(gym.Env):
         return {"task": self.instruction, "success": success, "seed": self.episode_seed, "t": self.t}
 
     def close(self) -> None:
-        for renderer in self._renderers.values():
-            renderer.close()
-        self._renderers = {}
+        if self._camera_renderer is not None:
+            self._camera_renderer.close()
+        self._camera_renderer = None
 

@@ -45,6 +45,7 @@ class Scene:
     object_half: float
     object_shape: str
     cameras: tuple[str, ...]
+    spec: mujoco.MjSpec | None = None  # what ``model`` was compiled from (`cameras.compile_render_copy`)
 
 
 def look_at_quat(position: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -152,4 +153,5 @@ def build_scene(
         object_half=half,
         object_shape=geometry.shape,
         cameras=tuple(f"cam_{c.name}" for c in embodiment.cameras),
+        spec=spec,
     )
