@@ -157,6 +157,9 @@ def test_the_demonstrations_noise_is_part_of_the_prior_cache_key():
     from locksmith.audit.prior_section import PriorSection
 
     assert PriorSection(demo_noise=0.004).cache_key() != PriorSection().cache_key()
+    assert PriorSection(demo_start_jitter=0.05).cache_key() != PriorSection().cache_key()
+    with pytest.raises(ValueError, match="demo_start_jitter"):
+        PriorSection(demo_start_jitter=0.5)
 
 
 def test_the_peer_runs_only_where_it_can_still_be_the_stronger_baseline():
@@ -240,8 +243,8 @@ def test_an_intent_prior_is_its_own_cache_entry_and_a_native_one_keeps_its_key()
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
     native, intent = PriorSection(), PriorSection(action_space="intent")
-    assert native.cache_key() == key_before(native, {"action_space", "intent_features"})
-    assert intent.cache_key() == key_before(intent, {"intent_features"})  # intent priors cached before it, too
+    assert native.cache_key() == key_before(native, {"action_space", "intent_features", "demo_start_jitter"})
+    assert intent.cache_key() == key_before(intent, {"intent_features", "demo_start_jitter"})  # intent priors cached before it, too
     relative = PriorSection(action_space="intent", intent_features="relative")
     assert len({native.cache_key(), intent.cache_key(), relative.cache_key()}) == 3
     assert relative.policy_fields() == {"action_space": "intent", "intent_features": "relative"}

@@ -195,7 +195,7 @@ def test_execution_noise_runs_perturbed_commands_and_records_the_clean_ones():
 
         env.step, expert.act = spy_step, spy_act
         record._ENV_CACHE.clear()
-        record._ENV_CACHE[("z1", "pick_place", False, None)] = (env, expert)
+        record._ENV_CACHE[("z1", "pick_place", False, None, 0.0)] = (env, expert)
         try:
             result = record.run_expert(record.EpisodeRequest("z1", "pick_place", 5, False, None, noise))
         finally:
@@ -246,3 +246,25 @@ def test_execution_noise_is_written_down_and_kept_apart(tmp_path):
     with pytest.raises(RecordError, match="--noise"):
         record_demos("panda", "reach", 1, tmp_path / "other", progress=False, noise=-1.0)
     assert not (tmp_path / "other").exists()
+
+
+def test_start_jitter_is_written_down_kept_apart_and_leaves_the_layout(tmp_path):
+    """Episodes that start away from home: the same seeds give the same scene (objects, pads,
+    instruction), the first state differs, and a dataset holds one start jitter only."""
+    home, moved = tmp_path / "home", tmp_path / "moved"
+    record_demos("so101", "pick_place", 2, home, workers=1, progress=False)
+    record_demos("so101", "pick_place", 2, moved, workers=1, progress=False, start_jitter=0.05)
+    assert json.loads((moved / META_FILE).read_text())["start_jitter_m"] == 0.05
+    a, b = _load(home), _load(moved)
+    first = [int(i) for i in np.flatnonzero(np.r_[True, np.diff(a.hf_dataset["episode_index"]) != 0])]
+    first_b = [int(i) for i in np.flatnonzero(np.r_[True, np.diff(b.hf_dataset["episode_index"]) != 0])]
+    for i, j in zip(first, first_b, strict=True):
+        objects = slice(0, 21)  # three objects: position, half size, colour (camera frame)
+        assert np.allclose(a[i]["observation.environment_state"][objects], b[j]["observation.environment_state"][objects],
+                           atol=1e-4)
+        assert a[i]["task"] == b[j]["task"]
+        assert not np.allclose(a[i]["observation.state"], b[j]["observation.state"], atol=0.5)  # degrees
+    with pytest.raises(RecordError, match="start jitter 0.05 m, not 0.0 m"):
+        record_demos("so101", "pick_place", 1, moved, append=True, workers=1, progress=False)
+    with pytest.raises(RecordError, match="--start-jitter"):
+        record_demos("so101", "pick_place", 1, tmp_path / "far", progress=False, start_jitter=1.0)

@@ -100,3 +100,23 @@ def test_tcp_positions_match_tcp_pose(name):
         for arm in q:
             np.testing.assert_array_equal(got[arm], poses.tcp_pose(q, arm)[0])
     np.testing.assert_array_equal(positions.configuration.q, q_before)
+
+
+@pytest.mark.parametrize("robot", ["so101", "aloha"])
+def test_a_start_jitter_moves_the_tcp_from_home_within_the_bound_and_per_seed(robot):
+    jitter = 0.06
+    plain, moved = TabletopEnv(robot, "pick_place"), TabletopEnv(robot, "pick_place", start_jitter=jitter)
+    offsets = []
+    for seed in (1, 2, 3):
+        plain.reset(seed=seed)
+        moved.reset(seed=seed)
+        first = {a.name: moved.tcp_base_frame(a.name) for a in moved.rig.arms}
+        assert plain.instruction == moved.instruction
+        for arm in moved.rig.arms:
+            offset = first[arm.name] - plain.tcp_base_frame(arm.name)
+            assert np.linalg.norm(offset) < np.sqrt(3) * jitter + 0.02  # IK and settling: within 2 cm
+            assert moved.tcp_base_frame(arm.name)[2] > 0.07
+            offsets.append(np.linalg.norm(offset))
+        moved.reset(seed=seed)  # the same seed, the same start
+        assert all(np.allclose(moved.tcp_base_frame(a), p, atol=1e-6) for a, p in first.items())
+    assert np.mean(offsets) > 0.02

@@ -225,7 +225,8 @@ def ensure_prior(plan: TransferPlan, out: Path, progress: bool = True) -> tuple[
     if not cached:
         recipe = PriorRecipe(robots=section.robots, tasks=section.tasks, demos_per_robot=section.demos_per_robot,
                              weights=section.weights, temperature=section.temperature,
-                             demo_noise=section.demo_noise, trunk={**section.trunk, **section.policy_fields()})
+                             demo_noise=section.demo_noise, demo_start_jitter=section.demo_start_jitter,
+                             trunk={**section.trunk, **section.policy_fields()})
         config = TrainConfig(steps=section.steps, batch_size=section.batch_size, lr=section.lr, seed=section.seed,
                              checkpoint_every=max(50, section.steps // 10))
         log.info("pretraining the prior into %s", stage)

@@ -85,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--noise", type=_number(0.0, 0.1), default=0.0,
                    help="DART-style execution noise in metres: the robot runs the expert's command with a "
                         "perturbed TCP goal, the clean command is recorded (default 0: none)")
+    p.add_argument("--start-jitter", type=_number(0.0, defaults.MAX_START_JITTER), default=0.0,
+                   help="start each episode with the TCP moved from home by up to this many metres per axis "
+                        "(default 0: every episode from home)")
     p.set_defaults(func=_cmd_demos)
 
     p = sub.add_parser("pretrain", help="pretrain the shared prior on a weighted mixture of robots",
@@ -103,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="DART-style execution noise (m) of the demonstrations recorded: the robot runs the "
                         "expert's command with a perturbed TCP goal, the clean one is recorded (default: "
                         "PriorRecipe.demo_noise, 0: none)")
+    p.add_argument("--demo-start-jitter", type=float, default=None,  # checked by PriorRecipe
+                   help="how far (m, per axis) each recorded demonstration's TCP starts from home (default: "
+                        "PriorRecipe.demo_start_jitter, 0: every one from home)")
     p.add_argument("--action-space", choices=ACTION_SPACES, default="native",
                    help="what the trunk predicts: each robot's own command (native), or shared intent that "
                         "each robot's decoder turns into its command (intent; docs/intent.md)")

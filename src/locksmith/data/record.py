@@ -13,7 +13,8 @@ Layout written (besides lerobot's own ``meta/`` and ``data/``):
     meta/locksmith_spec.yaml   the robot's full EmbodimentSpec
     meta/locksmith.json        robot, task, episode seeds, expert success, frames recorded after
                                success (the release and retreat), the execution noise (m, 0:
-                               none), locksmith version
+                               none), the start jitter (m, 0: every episode from home),
+                               locksmith version
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from locksmith.embodiment.registry import (
 )
 from locksmith.embodiment.spec import EmbodimentSpec
 from locksmith.sim.tasks import get_task
+from locksmith.train.defaults import MAX_START_JITTER
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +100,7 @@ class EpisodeRequest:
     camera: bool
     image_size: int | None
     noise: float = 0.0  # m, `ExecutionNoise` sigma; 0: the expert's own commands run
+    start_jitter: float = 0.0  # m, `TabletopEnv.start_jitter`; 0: the episode starts at home
 
 
 _ENV_CACHE: dict = {}
@@ -119,10 +122,11 @@ def run_expert(request: EpisodeRequest) -> dict | None:
     from locksmith.sim.expert import ExecutionNoise, ScriptedExpert
     from locksmith.sim.intent import measured_intent
 
-    key = (request.robot, request.task, request.camera, request.image_size)
+    key = (request.robot, request.task, request.camera, request.image_size, request.start_jitter)
     if key not in _ENV_CACHE:
         _ENV_CACHE.clear()
-        env = TabletopEnv(request.robot, request.task, render=request.camera, image_size=request.image_size)
+        env = TabletopEnv(request.robot, request.task, render=request.camera, image_size=request.image_size,
+                          start_jitter=request.start_jitter)
         _ENV_CACHE[key] = (env, ScriptedExpert(env))
     env, expert = _ENV_CACHE[key]
     obs, info = env.reset(seed=request.seed)
@@ -155,12 +159,12 @@ def run_expert(request: EpisodeRequest) -> dict | None:
 
 
 def _episodes(robot: str, task: str, seed: int, camera: bool, image_size: int | None,
-              workers: int, noise: float = 0.0) -> Iterator[tuple[int, dict | None]]:
+              workers: int, noise: float = 0.0, start_jitter: float = 0.0) -> Iterator[tuple[int, dict | None]]:
     """(episode seed, result) in seed order, computed by ``workers`` processes."""
     def requests():
         k = 0
         while True:
-            yield EpisodeRequest(robot, task, seed * DEMO_SEED_STRIDE + k, camera, image_size, noise)
+            yield EpisodeRequest(robot, task, seed * DEMO_SEED_STRIDE + k, camera, image_size, noise, start_jitter)
             k += 1
 
     if workers <= 1:
@@ -249,6 +253,11 @@ def execution_noise(meta: dict) -> float:
     return float(meta.get("execution_noise_m", 0.0))
 
 
+def recorded_start_jitter(meta: dict) -> float:
+    """The start jitter (m) a dataset was recorded with; 0 for one recorded before the field."""
+    return float(meta.get("start_jitter_m", 0.0))
+
+
 def record_demos(
     robot: str,
     task: str,
@@ -263,11 +272,14 @@ def record_demos(
     max_failures: int | None = None,
     progress: bool = True,
     noise: float = 0.0,
+    start_jitter: float = 0.0,
 ) -> Path:
     """Record ``episodes`` successful expert demonstrations into a LeRobot dataset at ``out``.
 
     ``noise`` > 0 (m) records DART-style demonstrations (`sim.expert.ExecutionNoise`): the
     robot executes the expert's command with a perturbed TCP goal, the clean one is recorded.
+    ``start_jitter`` > 0 (m) starts each episode with the TCP moved from home by up to that much
+    per axis (`TabletopEnv.start_jitter`); the scene's layout is the seed's either way.
 
     Returns the dataset folder. Raises `RecordError` for a bad request; nothing at ``out`` is
     touched until the new dataset is complete.
@@ -284,6 +296,8 @@ def record_demos(
         raise RecordError(f"--episodes must be at least 1, got {episodes}")
     if not (np.isfinite(noise) and noise >= 0):
         raise RecordError(f"--noise must be a distance >= 0 in metres, got {noise}")
+    if not (np.isfinite(start_jitter) and 0 <= start_jitter <= MAX_START_JITTER):
+        raise RecordError(f"--start-jitter must be a distance in [0, {MAX_START_JITTER:g}] metres, got {start_jitter}")
     started = time.perf_counter()
     out = Path(out).resolve()
     _prepare_output(out, overwrite, append)
@@ -303,6 +317,9 @@ def record_demos(
             raise RecordError(f"{out}: holds demos recorded with execution noise "
                               f"{execution_noise(previous)} m, not {noise} m; record into "
                               "another folder or pass --overwrite")
+        if recorded_start_jitter(previous) != start_jitter:
+            raise RecordError(f"{out}: holds demos recorded with start jitter {recorded_start_jitter(previous)} m, "
+                              f"not {start_jitter} m; record into another folder or pass --overwrite")
     try:  # an interrupt (Ctrl-C) while the temporary dataset is made leaves nothing behind
         if appending:
             shutil.copytree(out, tmp)
@@ -324,7 +341,8 @@ def record_demos(
     start_seed = max(used) // DEMO_SEED_STRIDE + 1 if appending and used else seed
     try:
         bar = tqdm(total=episodes, desc=f"{robot}/{task} demos", unit="ep", disable=not progress)
-        for ep_seed, result in _episodes(robot, task, start_seed, camera, image_size, workers, noise):
+        for ep_seed, result in _episodes(robot, task, start_seed, camera, image_size, workers, noise,
+                                         start_jitter):
             if result is None:
                 failures += 1
                 log.warning("expert failed on seed %d (%d failures so far)", ep_seed, failures)
@@ -350,6 +368,7 @@ def record_demos(
             "seed": seed,
             "frames_after_success": frames_after_success(spec.control_rate_hz),
             "execution_noise_m": noise,
+            "start_jitter_m": start_jitter,
             "expert_version": _expert_version(),
             # Wall-clock seconds of every recording that made the folder (None once one is unknown).
             "recording_seconds": _recording_seconds(previous, appending, time.perf_counter() - started),

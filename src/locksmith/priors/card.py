@@ -51,8 +51,15 @@ def _demo_summary(pretrain_dir: Path, robots: list[str], tasks: list[str]) -> di
             out[f"{robot}/{task}"] = {"episodes": len(seeds), "recorder_seed": meta.get("seed"),
                                       "episode_seeds": [min(seeds), max(seeds)] if seeds else None,
                                       "expert_failures": meta.get("expert_failures"),
-                                      "execution_noise_m": meta.get("execution_noise_m", 0.0)}
+                                      "execution_noise_m": meta.get("execution_noise_m", 0.0),
+                                      "start_jitter_m": meta.get("start_jitter_m", 0.0)}
     return out
+
+
+def _start_jitter(recipe: dict) -> str:
+    """The start jitter of the pool's demos, for a recipe that had one (recipes before the field did not)."""
+    jitter = float(recipe.get("demo_start_jitter", 0.0))
+    return f", each episode's TCP starting up to {jitter:g} m per axis from home" if jitter else ""
 
 
 def publish(pretrain_dir: str | Path, episodes: int = 100, target: Path = SHIPPED_DIR,
@@ -121,7 +128,7 @@ is named; a new robot's key (head, token, LoRA or full fine-tuning with L2-SP) i
 
 Scripted-expert demonstrations (differential IK with mink, MuJoCo), {recipe['demos_per_robot']} per robot and
 task, recorded as LeRobot v3 datasets; mixture weights by size (temperature {recipe['temperature']:g}), execution
-noise {recipe['demo_noise']:g} m.
+noise {recipe['demo_noise']:g} m{_start_jitter(recipe)}.
 
 | robot/task | episodes | recorder seed | episode seeds | expert failures skipped |
 |---|---|---|---|---|

@@ -38,6 +38,9 @@ from locksmith.sim.tasks import TaskState, get_task, is_success
 # colour (3); per arm: TCP position (3, camera frame), closure fraction (1).
 OBJECT_FIELDS, PAD_FIELDS, ARM_FIELDS = 7, 6, 4
 SETTLE_SECONDS = 0.3
+# A start away from home (``start_jitter``): its own random stream, the TCP at least this high
+# above the table, reached by this many steps of differential IK from home.
+START_STREAM, MIN_START_HEIGHT, START_IK_DT, START_IK_ITERATIONS = 15485863, 0.08, 0.05, 60
 
 
 def env_state_dim(n_arms: int) -> int:
@@ -67,12 +70,14 @@ class TabletopEnv(gym.Env):
         slice_name: str = "nominal",
         render: bool = False,
         image_size: int | None = None,
+        start_jitter: float = 0.0,
     ):
         self.spec_ = robot if isinstance(robot, EmbodimentSpec) else load_robot_spec(robot)
         self.task = get_task(task)
         self.slice_name = check_slice(slice_name)
         self.render_images = render
         self.image_size = image_size
+        self.start_jitter = float(start_jitter)  # m, see `_start_joints`
         self.dt = self.spec_.control_period_s
         self._scene_key: tuple | None = None
         self.scene: Scene | None = None
@@ -159,8 +164,9 @@ class TabletopEnv(gym.Env):
         # Robot at home, commands equal to the state.
         self.q_cmd: dict[str, np.ndarray] = {}
         self.closure_cmd: dict[str, float] = {}
+        start_rng = np.random.default_rng([seed, START_STREAM])  # the layout's draws stay as they were
         for arm in self.rig.arms:
-            home = np.asarray(arm.home_qpos, dtype=float)
+            home = self._start_joints(arm, start_rng) if self.start_jitter > 0 else np.asarray(arm.home_qpos, float)
             d.qpos[self._arm_qadr[arm.name]] = home
             self.q_cmd[arm.name] = home.copy()
             self.closure_cmd[arm.name] = 0.0
@@ -181,6 +187,18 @@ class TabletopEnv(gym.Env):
             obj=self.object_colours[self.target_object], pad=self.pad_colours[self.target_pad]
         )
         return self.observation(), self._info()
+
+    def _start_joints(self, arm, rng: np.random.Generator) -> np.ndarray:
+        """Joint values whose TCP is the home TCP moved by an offset drawn uniformly within
+        ``start_jitter`` per axis (kept `MIN_START_HEIGHT` above the table), same orientation,
+        from differential IK: an episode that starts away from home (`record_demos`'s
+        ``start_jitter``), so that a policy sees more of the workspace than one start pose."""
+        home = np.asarray(arm.home_qpos, dtype=float)
+        position, rotation = self.ik.tcp_pose({arm.name: home}, arm.name)
+        target = position + rng.uniform(-self.start_jitter, self.start_jitter, 3)
+        target[2] = max(target[2], MIN_START_HEIGHT)
+        q = self.ik.solve({arm.name: home}, {arm.name: (target, rotation)}, START_IK_DT, iterations=START_IK_ITERATIONS)
+        return q[arm.name]
 
     def _sample_layout(self, rng: np.random.Generator, ws, half: float) -> list[np.ndarray]:
         """Object and pad positions, with objects apart and pads clear of every object."""

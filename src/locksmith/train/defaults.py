@@ -19,6 +19,11 @@ PRETRAIN_CHECKPOINT_EVERY = 500
 # 50, the Z1's choice between re-planning every 1, 2 or 3 steps was within noise; 100 halves the
 # variance.
 TUNE_EPISODES = 100
+# How far (m, per axis) each recorded pool demonstration's TCP starts from home
+# (`TabletopEnv.start_jitter`, `locksmith demos --start-jitter`); 0: every one from home. At most
+# MAX_START_JITTER: beyond it some robots' home poses cannot reach the offset.
+DEMO_START_JITTER = 0.0
+MAX_START_JITTER = 0.2
 
 
 def tune_episodes_for(steps: int) -> int:

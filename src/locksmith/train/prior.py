@@ -34,9 +34,12 @@ from locksmith.data.record import (
     expert_version,
     read_locksmith_meta,
     record_demos,
+    recorded_start_jitter,
 )
 from locksmith.train.defaults import (
+    DEMO_START_JITTER,
     DEMOS_PER_ROBOT,
+    MAX_START_JITTER,
     POOL_ROBOTS,
     POOL_TASKS,
     PRETRAIN_BATCH_SIZE,
@@ -61,6 +64,8 @@ class PriorRecipe:
     # DART-style execution noise (m) for the demonstrations the recipe records
     # (`sim.expert.ExecutionNoise`); 0: the expert's own commands.
     demo_noise: float = DEFAULT_DEMO_NOISE
+    # How far (m, per axis) each recorded demonstration's TCP starts from home; 0: from home.
+    demo_start_jitter: float = DEMO_START_JITTER
     # PolicyConfig fields that differ from its defaults: trunk sizes (d_model, n_layers, n_heads,
     # d_feedforward, n_readouts) and the action space; empty: the defaults.
     trunk: dict = field(default_factory=dict)
@@ -84,13 +89,17 @@ class PriorRecipe:
                 raise ValueError("--weights: the mixture weights are all zero")
         if not (np.isfinite(self.demo_noise) and 0 <= self.demo_noise <= 0.1):
             raise ValueError(f"demo_noise={self.demo_noise} must be a distance in [0, 0.1] metres")
+        if not (np.isfinite(self.demo_start_jitter) and 0 <= self.demo_start_jitter <= MAX_START_JITTER):
+            raise ValueError(f"demo_start_jitter={self.demo_start_jitter} must be a distance in "
+                             f"[0, {MAX_START_JITTER:g}] metres")
 
 
 def ensure_demos(robot: str, task: str, episodes: int, root: Path, seed: int = 0,
-                 noise: float = 0.0) -> Demonstrations:
+                 noise: float = 0.0, start_jitter: float = 0.0) -> Demonstrations:
     """The first ``episodes`` demos of (robot, task) at ``root``, recording what is missing.
 
-    ``root`` is the caller's own folder: demos there recorded with another execution noise, by
+    ``root`` is the caller's own folder: demos there recorded with another execution noise or
+    start jitter, by
     another version of the scripted expert (`EXPERT_VERSION`), or under another version of the
     robot's spec (its units, gripper convention or feature names changed since) are recorded anew.
     """
@@ -101,16 +110,19 @@ def ensure_demos(robot: str, task: str, episodes: int, root: Path, seed: int = 0
     meta = read_locksmith_meta(root) if recorded else {}
     beside = root / SPEC_FILE
     same_spec = beside.is_file() and beside.read_text() == load_robot_spec(robot).to_yaml()
-    if recorded and same_spec and execution_noise(meta) == noise and expert_version(meta) == EXPERT_VERSION:
+    same_recording = execution_noise(meta) == noise and recorded_start_jitter(meta) == start_jitter
+    if recorded and same_spec and same_recording and expert_version(meta) == EXPERT_VERSION:
         demos = load_demonstrations(root)
         if demos.num_episodes >= episodes:
             return demos.subset(range(episodes)) if demos.num_episodes > episodes else demos
-        record_demos(robot, task, episodes - demos.num_episodes, root, seed=seed, append=True, noise=noise)
+        record_demos(robot, task, episodes - demos.num_episodes, root, seed=seed, append=True, noise=noise,
+                     start_jitter=start_jitter)
     else:
         if recorded:
-            log.info("%s was recorded with another execution noise than %g m, an older expert or another "
-                     "version of %s's spec: recording it anew", root, noise, robot)
-        record_demos(robot, task, episodes, root, seed=seed, overwrite=root.exists(), noise=noise)
+            log.info("%s was recorded with another execution noise than %g m or start jitter than %g m, an older "
+                     "expert or another version of %s's spec: recording it anew", root, noise, start_jitter, robot)
+        record_demos(robot, task, episodes, root, seed=seed, overwrite=root.exists(), noise=noise,
+                     start_jitter=start_jitter)
     return load_demonstrations(root)
 
 
@@ -126,7 +138,7 @@ def run_pretrain(recipe: PriorRecipe, train_config: TrainConfig, out: str | Path
         for robot in recipe.robots:
             for task in recipe.tasks:
                 demos = ensure_demos(robot, task, recipe.demos_per_robot, out / "data" / f"{robot}_{task}",
-                                     noise=recipe.demo_noise)
+                                     noise=recipe.demo_noise, start_jitter=recipe.demo_start_jitter)
                 by_robot.setdefault(robot, []).append(demos)
     demos = {robot: concat_demonstrations(parts) for robot, parts in by_robot.items()}
     weights = recipe.weights if recipe.weights and set(recipe.weights) == set(demos) else None
