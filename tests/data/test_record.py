@@ -268,3 +268,38 @@ def test_start_jitter_is_written_down_kept_apart_and_leaves_the_layout(tmp_path)
         record_demos("so101", "pick_place", 1, moved, append=True, workers=1, progress=False)
     with pytest.raises(RecordError, match="--start-jitter"):
         record_demos("so101", "pick_place", 1, tmp_path / "far", progress=False, start_jitter=1.0)
+
+
+def test_camera_frames_load_into_memory_frame_for_frame_and_follow_subsets(tmp_path):
+    """`load_demonstrations(images=True)` decodes each episode's video through LeRobot: one picture
+    per frame, the first of each episode the simulator's picture for its seed, kept by `subset`."""
+    from locksmith.data.loading import DatasetError, load_demonstrations
+    from locksmith.sim.env import TabletopEnv
+
+    out = tmp_path / "cam"
+    record_demos("so101", "pick_place", 2, out, camera=True, image_size=32, workers=1, progress=False)
+    demos = load_demonstrations(out, images=True)
+    key = "observation.images.overhead"
+    assert set(demos.images) == {key}
+    frames = demos.images[key]
+    assert frames.shape == (demos.num_frames, 32, 32, 3) and frames.dtype == np.uint8
+    seeds = json.loads((out / META_FILE).read_text())["episode_seeds"]
+    env = TabletopEnv("so101", "pick_place", render=True, image_size=32)
+    try:
+        for episode, seed in enumerate(seeds):
+            rendered = env.reset(seed=seed)[0][key].astype(float)
+            first = frames[demos.episode_starts[episode]].astype(float)
+            assert np.abs(first - rendered).mean() < 8  # of 255: the codec's loss only
+            assert np.abs(frames[demos.episode_ends[episode] - 1].astype(float) - rendered).mean() > 1  # it moved
+    finally:
+        env.close()
+    second = demos.subset([1])
+    np.testing.assert_array_equal(second.images[key], frames[demos.episode_starts[1]:demos.episode_ends[1]])
+    assert load_demonstrations(out).images == {}  # decoded only when asked
+    plain = tmp_path / "plain"
+    record_demos("so101", "pick_place", 1, plain, workers=1, progress=False)
+    with pytest.raises(DatasetError, match="no camera features"):
+        load_demonstrations(plain, images=True)
+    with pytest.raises(RecordError, match="--image-size: camera 'overhead' would be recorded below 32 px"):
+        record_demos("so101", "pick_place", 1, tmp_path / "tiny", camera=True, image_size=16, progress=False)
+    assert not (tmp_path / "tiny").exists()

@@ -55,6 +55,9 @@ DEMO_SEED_STRIDE = 1_000_003  # episode seeds: seed * stride + k; evaluation use
 # first, which cannot load where FFmpeg's shared libraries are absent (a ~100-line traceback)
 # before it falls back to pyav. pyav decodes every dataset locksmith writes.
 VIDEO_BACKEND = "pyav"
+# LeRobot's AV1 encoder (SVT-AV1 through pyav) crashes the process on small frames: 8 and 16 px
+# raised a floating-point exception and 24 px a segmentation fault; 28-64 px encode (2026-12-07).
+MIN_VIDEO_SIZE = 32
 
 
 class RecordError(ValueError):
@@ -296,6 +299,11 @@ def record_demos(
         raise RecordError(f"--episodes must be at least 1, got {episodes}")
     if not (np.isfinite(noise) and noise >= 0):
         raise RecordError(f"--noise must be a distance >= 0 in metres, got {noise}")
+    if camera:
+        small = [c.name for c in spec.cameras if min(image_size or c.height, image_size or c.width) < MIN_VIDEO_SIZE]
+        if small:
+            raise RecordError(f"--image-size: camera {small[0]!r} would be recorded below {MIN_VIDEO_SIZE} px, which "
+                              f"LeRobot's video encoder cannot encode; give --image-size {MIN_VIDEO_SIZE} or more")
     if not (np.isfinite(start_jitter) and 0 <= start_jitter <= MAX_START_JITTER):
         raise RecordError(f"--start-jitter must be a distance in [0, {MAX_START_JITTER:g}] metres, got {start_jitter}")
     started = time.perf_counter()
