@@ -110,7 +110,7 @@ class PriorSection(Model):
     def policy_fields(self) -> dict[str, str]:
         """The PolicyConfig fields this section sets apart from trunk sizes, those at their default
         left out (`OMITTED_WHEN_DEFAULT`)."""
-        return omit_defaults({k: getattr(self, k) for k in OMITTED_WHEN_DEFAULT})
+        return omit_defaults({k: getattr(self, k) for k in OMITTED_WHEN_DEFAULT if k in type(self).model_fields})
 
     def cache_key(self) -> str:
         """What decides the pretrained weights (the checkpoint path aside)."""

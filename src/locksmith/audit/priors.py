@@ -173,6 +173,9 @@ def check_prior(plan: TransferPlan, source: str) -> CheckedPrior:
         where = "prior.checkpoint" if section is not None and kind == "locksmith" else "the published prior"
         raise PlanError(f"{source}: {where}: {err}") from None
     _check_native_twin(plan, kind, checked.prior.config.intent, source)
+    if checked.prior.config.pixels:  # its targets' pools, scratch arms and ACT would all need cameras
+        raise PlanError(f"{source}: prior.checkpoint: {prior_dir} reads camera pixels (observation 'pixels'); the "
+                        "audit runs priors that read the scene state only, so far")
     return checked
 
 

@@ -149,7 +149,10 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
                                    ("demos_per_robot", args.demos_per_robot)) if v is not None}  # the rest: PriorRecipe's defaults
         if args.intent_features != "absolute" and args.action_space != "intent":
             raise BadInput(f"--intent-features {args.intent_features} needs --action-space intent")
-        trunk = omit_defaults({"action_space": args.action_space, "intent_features": args.intent_features})
+        trunk = omit_defaults({"action_space": args.action_space, "intent_features": args.intent_features,
+                               "observation": args.observation, "image_size": args.image_size})
+        if args.observation == "pixels":  # no object and pad tokens for the grounding head to read
+            trunk["grounding_weight"] = 0.0
         recipe = PriorRecipe(robots=tuple(robots), tasks=tuple(tasks), weights=weights,
                              temperature=args.temperature, trunk=trunk, **given)
         if args.tune_episodes > 0:

@@ -18,7 +18,7 @@ from locksmith.cli.commands import (
     _cmd_robots,
     _cmd_spec_check,
 )
-from locksmith.policy import ACTION_SPACES, INTENT_FEATURES
+from locksmith.policy import ACTION_SPACES, DEFAULT_IMAGE_SIZE, INTENT_FEATURES, OBSERVATIONS
 from locksmith.train import defaults
 
 
@@ -112,6 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--action-space", choices=ACTION_SPACES, default="native",
                    help="what the trunk predicts: each robot's own command (native), or shared intent that "
                         "each robot's decoder turns into its command (intent; docs/intent.md)")
+    p.add_argument("--observation", choices=OBSERVATIONS, default="state",
+                   help="what the policy sees of the scene: the privileged scene state (state), or the robot's "
+                        "first camera (pixels: demos recorded with the camera; policy.vision)")
+    p.add_argument("--image-size", type=_count(16, 512), default=DEFAULT_IMAGE_SIZE,
+                   help=f"square camera size in pixels for --observation pixels, a multiple of 16 "
+                        f"(default {DEFAULT_IMAGE_SIZE})")
     p.add_argument("--intent-features", choices=INTENT_FEATURES, default="absolute",
                    help="what an intent trunk reads of the scene: base-frame positions and offsets (absolute), "
                         "or offsets from each TCP and heights above the table only (relative)")

@@ -3,7 +3,9 @@
 A sample at frame t of an episode is (state_t, environment_state_t, instruction, actions
 t..t+H-1); steps past the episode's end repeat its last action and are marked in
 ``action_is_pad`` (as LeRobot's ``delta_timestamps`` does). With a scene state, a sample also
-carries its episode's ``target_object`` / ``target_pad`` (see `data.targets`).
+carries its episode's ``target_object`` / ``target_pad`` (see `data.targets`). Demonstrations
+loaded with their camera pictures (`load_demonstrations(images=True)`) add each camera's
+picture at frame t, (H, W, 3) uint8, under its feature name.
 
 The mixture draws robot r's share of every batch in proportion to λ_r, so the loss is
 Σ_r λ_r E_{τ~D_r}[ℓ]. λ is explicit, or proportional to dataset size with a temperature:
@@ -42,6 +44,7 @@ class ChunkSampler:
         self.env_state = torch.as_tensor(a["observation.environment_state"])
         self.action = torch.as_tensor(a["action"])
         self.intent = torch.as_tensor(a["intent"]) if "intent" in a else None  # what intent policies learn
+        self.images = {k: torch.as_tensor(v) for k, v in demos.images.items()}  # shares the arrays' memory
         objects, pads = episode_targets(a["observation.environment_state"], demos.episode_starts, demos.episode_ends)
         self.target_object, self.target_pad = torch.as_tensor(objects), torch.as_tensor(pads)
 
@@ -55,7 +58,8 @@ class ChunkSampler:
     def gather(self, idx: np.ndarray) -> dict[str, torch.Tensor]:
         t = torch.as_tensor(idx)
         intent = {} if self.intent is None else {"intent": self.intent[torch.as_tensor(self.chunk_index[idx])]}
-        return {**intent,
+        images = {k: v[t] for k, v in self.images.items()}  # (B, H, W, 3) uint8 per camera
+        return {**intent, **images,
             "observation.state": self.state[t],
             "observation.environment_state": self.env_state[t],
             "language": self.language[torch.as_tensor(self.task_ids[idx])],  # (B, L, 384)

@@ -113,11 +113,14 @@ def load_policy(checkpoint: str | Path, robot: str):
 
 def env_options(policy) -> dict:
     """`TabletopEnv` keyword arguments a policy needs: rendered images at its size for a LeRobot
-    checkpoint that reads cameras, none otherwise."""
+    checkpoint that reads cameras and for a pixel policy of ours, none otherwise."""
     from locksmith.evaluate.lerobot_policy import LeRobotPolicy
 
     if isinstance(policy, LeRobotPolicy) and policy.needs_images:
         return {"render": True, "image_size": policy.image_size}
+    config = getattr(policy, "config", None)
+    if getattr(config, "pixels", False):
+        return {"render": True, "image_size": config.image_size}
     return {}
 
 

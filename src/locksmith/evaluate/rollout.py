@@ -56,13 +56,16 @@ class ExpertAgent(Agent):
 class PolicyAgent(Agent):
     """A `CrossEmbodimentPolicy` acting for one robot, batched over environments. An intent
     policy's chunks are intent: each environment's `IntentDecoder` (built from the robot's model
-    and spec at the episode's start) turns the next one into the robot's command at every step."""
+    and spec at the episode's start) turns the next one into the robot's command at every step.
+    A pixel policy reads the robot's first camera, which its environments render
+    (`evaluator.env_options`)."""
 
     def __init__(self, policy, robot: str, n_steps: int | None = None):
         self.policy = policy
         self.robot = robot
         self.n_steps = n_steps or policy.config.embodiment(robot).n_action_steps
         self.intent = policy.config.intent
+        self.camera = policy.camera_feature(robot) if policy.config.pixels else None  # what a pixel policy reads
 
     def reset(self, envs):
         from locksmith.sim.intent import decoder_for
@@ -76,7 +79,8 @@ class PolicyAgent(Agent):
             state = np.stack([obs[k]["observation.state"] for k in need])
             env_state = np.stack([obs[k]["observation.environment_state"] for k in need])
             texts = [envs[active[k]].instruction for k in need]
-            chunk = self.policy.predict_action_chunk(self.robot, state, env_state, texts).cpu().numpy()
+            image = None if self.camera is None else np.stack([obs[k][self.camera] for k in need])
+            chunk = self.policy.predict_action_chunk(self.robot, state, env_state, texts, image).cpu().numpy()
             for row, k in enumerate(need):
                 self.queues[active[k]] = list(chunk[row, : self.n_steps])
         if self.intent:

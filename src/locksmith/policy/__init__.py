@@ -10,10 +10,17 @@ ACTION_SPACES = ("native", "intent")
 # the robot stands: offsets from each TCP and heights above the table ("relative").
 INTENT_FEATURES = ("absolute", "relative")
 
+# What a policy sees of the scene: the privileged scene state (``observation.environment_state``:
+# every object's and pad's position, size and colour) or the pixels of the robot's first camera
+# (`locksmith.policy.vision`), which a real robot has.
+OBSERVATIONS = ("state", "pixels")
+DEFAULT_IMAGE_SIZE = 64  # px, square: what a pixel policy's camera is rendered and recorded at
+
 # PolicyConfig fields added after checkpoints were published, left out of a config's JSON (and of
 # a plan's prior key) while at their default, so that a policy which does not use them is written
 # and digested exactly as before.
-OMITTED_WHEN_DEFAULT = {"action_space": "native", "intent_features": "absolute"}
+OMITTED_WHEN_DEFAULT = {"action_space": "native", "intent_features": "absolute", "observation": "state",
+                        "image_size": DEFAULT_IMAGE_SIZE}
 
 
 def omit_defaults(data: dict) -> dict:

@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict, dataclass, field, replace
 
 from locksmith.embodiment.spec import EmbodimentSpec
-from locksmith.policy import ACTION_SPACES, INTENT_FEATURES, omit_defaults
+from locksmith.policy import ACTION_SPACES, DEFAULT_IMAGE_SIZE, INTENT_FEATURES, OBSERVATIONS, omit_defaults
 from locksmith.sim.scene import N_OBJECTS, N_PADS
 
 CONFIG_VERSION = 1
@@ -119,6 +119,8 @@ class PolicyConfig:
     language_prefix: bool = True  # language attends only to language, computed once per instruction
     action_space: str = "native"  # see ACTION_SPACES
     intent_features: str = "absolute"  # an intent policy's scene features, see INTENT_FEATURES
+    observation: str = "state"  # the scene as privileged state or as pixels, see OBSERVATIONS
+    image_size: int = DEFAULT_IMAGE_SIZE  # px, a pixel policy's square camera image
     version: int = CONFIG_VERSION
     extra: dict = field(default_factory=dict)
 
@@ -139,6 +141,16 @@ class PolicyConfig:
         if self.intent_features != "absolute" and not self.intent:
             raise ValueError(f"intent_features={self.intent_features!r} needs action_space 'intent' (a native "
                              "policy reads each robot's own state)")
+        if self.observation not in OBSERVATIONS:
+            raise ValueError(f"observation={self.observation!r}; known: {', '.join(OBSERVATIONS)}")
+        if self.pixels and self.intent:
+            raise ValueError("observation 'pixels' with action_space 'intent' is not built yet: an intent policy's "
+                             "shared stem reads the scene state")
+        if self.pixels and self.grounding_weight > 0:
+            raise ValueError("observation 'pixels' has no object and pad tokens for the grounding head: give "
+                             "grounding_weight 0")
+        if not 16 <= self.image_size <= 512 or self.image_size % 16:
+            raise ValueError(f"image_size={self.image_size} must be a multiple of 16 between 16 and 512")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout={self.dropout} must be in [0, 1)")
         names = [e.name for e in self.embodiments]
@@ -158,6 +170,10 @@ class PolicyConfig:
     @property
     def intent(self) -> bool:
         return self.action_space == "intent"
+
+    @property
+    def pixels(self) -> bool:
+        return self.observation == "pixels"
 
     def to_json(self) -> str:
         # later fields at their default are left out: as written before them, same file, same digest

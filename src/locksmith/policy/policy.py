@@ -71,6 +71,12 @@ class CrossEmbodimentPolicy(nn.Module):
             self.stems = nn.ModuleDict({e.name: IntentFrame(specs[e.name], e.chunk_size, relative=relative)
                                         for e in config.embodiments})
             self.heads = nn.ModuleDict({e.name: IntentResidual(d, config.n_readouts) for e in config.embodiments})
+        elif config.pixels:  # the robot's state token and camera embedding; the encoder is the trunk's
+            from locksmith.policy.vision import PixelStem
+
+            self.stems = nn.ModuleDict({e.name: PixelStem(e, d, config.image_size) for e in config.embodiments})
+            self.heads = nn.ModuleDict({e.name: ActionHead(e, d, config.n_readouts, config.head_multiplier)
+                                        for e in config.embodiments})
         else:
             self.stems = nn.ModuleDict({e.name: Stem(e, d) for e in config.embodiments})
             self.heads = nn.ModuleDict({e.name: ActionHead(e, d, config.n_readouts, config.head_multiplier)
@@ -112,7 +118,8 @@ class CrossEmbodimentPolicy(nn.Module):
     def _readouts(self, groups: Mapping[str, tuple[torch.Tensor, ...]]) -> dict[str, torch.Tensor]:
         """One trunk pass for several robots' samples; returns readouts per robot (B_r, R, D).
 
-        ``groups[robot] = (state, environment_state, language (B, L, 384), language_mask (B, L))``.
+        ``groups[robot] = (state, environment_state, language (B, L, 384), language_mask (B, L))``,
+        plus the camera image (B, H, W, 3) for a pixel policy.
         """
         return self._encode(groups)[0]
 
@@ -123,7 +130,7 @@ class CrossEmbodimentPolicy(nn.Module):
         tokens, masks, embs, langs, lang_masks, sizes = [], [], [], [], [], []
         width = max(self.stems[r].n_tokens for r in groups)
         n_lang = max(g[2].shape[1] for g in groups.values())
-        for robot, (state, env_state, language, language_mask) in groups.items():
+        for robot, (state, env_state, language, language_mask, *image) in groups.items():
             if language.shape[1] < n_lang:  # pad instructions to the longest in the batch
                 extra = n_lang - language.shape[1]
                 language = torch.cat([language, language.new_zeros(language.shape[0], extra, language.shape[2])], 1)
@@ -131,6 +138,10 @@ class CrossEmbodimentPolicy(nn.Module):
             norm = self.normalizers[robot]
             if self.config.intent:
                 t = self.trunk.intent_stem(*self.stems[robot].features(env_state))
+            elif self.config.pixels:  # the environment state is never read
+                if not image:
+                    raise ValueError(f"{robot}: a pixel policy needs the camera image ({self.camera_feature(robot)})")
+                t = self.stems[robot](norm.state.normalize(state), self.trunk.vision(image[0]))
             else:
                 t = self.stems[robot](norm.state.normalize(state), norm.environment_state.normalize(env_state),
                                       env_state)
@@ -173,7 +184,8 @@ class CrossEmbodimentPolicy(nn.Module):
     def forward(self, batch: Mapping[str, Mapping[str, torch.Tensor]]) -> tuple[torch.Tensor, dict[str, float]]:
         """Masked L1 on normalized action chunks, weighted per robot by ``batch[r]["weight"]``; with
         ``grounding_weight > 0`` and target labels in the batch, plus that times the grounding loss."""
-        groups = {r: (b["observation.state"], b["observation.environment_state"], b["language"], b["language_mask"])
+        groups = {r: (b["observation.state"], b["observation.environment_state"], b["language"], b["language_mask"],
+                      *((b[self.camera_feature(r)],) if self.config.pixels else ()))
                   for r, b in batch.items()}
         grounding = self.trunk.grounding is not None and all("target_object" in b for b in batch.values())
         readouts, entity_out = self._encode(groups, entity_outputs=grounding)
@@ -219,28 +231,40 @@ class CrossEmbodimentPolicy(nn.Module):
         tokens, mask = self.language.encode(instructions)
         return torch.as_tensor(tokens, device=device), torch.as_tensor(mask, device=device)
 
+    def camera_feature(self, robot: str) -> str:
+        """The observation a pixel policy reads for ``robot``: its spec's first camera."""
+        from locksmith.policy.vision import camera_feature
+
+        if robot not in self.specs:
+            raise ValueError(f"{robot}: a pixel policy reads the camera its spec names, and it has no spec for it")
+        return camera_feature(self.specs[robot])
+
     @torch.no_grad()
     def predict_action_chunk(self, robot: str, state: torch.Tensor | np.ndarray,
-                             environment_state: torch.Tensor | np.ndarray, instructions: list[str]) -> torch.Tensor:
+                             environment_state: torch.Tensor | np.ndarray, instructions: list[str],
+                             image: torch.Tensor | np.ndarray | None = None) -> torch.Tensor:
         """(B, state_dim), (B, env_dim), B instructions → (B, chunk_size, action_dim), native units;
         for an intent policy (B, chunk_size, intent_dim) intent, which the robot's `IntentDecoder`
-        turns into commands step by step (`evaluate.rollout.PolicyAgent` does)."""
+        turns into commands step by step (`evaluate.rollout.PolicyAgent` does). A pixel policy
+        reads ``image`` (B, H, W, 3) uint8, its robot's first camera, and not ``environment_state``."""
         if robot not in self.stems:
             raise CheckpointError(f"this policy has no embodiment {robot!r}; it knows {sorted(self.stems)}")
         device = next(self.parameters()).device
         state = torch.as_tensor(state, dtype=torch.float32, device=device)
         env_state = torch.as_tensor(environment_state, dtype=torch.float32, device=device)
-        readouts = self._readouts({robot: (state, env_state, *self.embed_instructions(instructions))})[robot]
+        pixels = () if image is None or not self.config.pixels else (torch.as_tensor(image, device=device),)
+        readouts = self._readouts({robot: (state, env_state, *self.embed_instructions(instructions), *pixels)})[robot]
         if self.config.intent:
             return self.stems[robot].to_intent(self._intent_knots(robot, readouts))
         return self.native_actions(robot, self.heads[robot](readouts), state)
 
     @torch.no_grad()
-    def select_action(self, robot: str, state, environment_state, instructions: list[str]) -> np.ndarray:
+    def select_action(self, robot: str, state, environment_state, instructions: list[str],
+                      image=None) -> np.ndarray:
         """Next action (B, action_dim), re-planning every ``n_action_steps`` from a queue."""
         queue = self._queues.setdefault(robot, deque())
         if not queue:
-            chunk = self.predict_action_chunk(robot, state, environment_state, instructions)
+            chunk = self.predict_action_chunk(robot, state, environment_state, instructions, image)
             steps = self.config.embodiment(robot).n_action_steps
             queue.extend(chunk[:, :steps].transpose(0, 1).cpu().numpy())
         return queue.popleft()

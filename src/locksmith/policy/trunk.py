@@ -18,7 +18,9 @@ sample's prefix separately), checked by a test.
 With ``grounding_weight > 0`` the trunk also owns the shared grounding head: one logit per
 object and pad token ("is this the entity the instruction names?"), trained by an auxiliary
 loss. It is part of the trunk so that every robot, and every adapter, shares it. So are the shared stem
-and head of the intent action space (`locksmith.policy.intent`), when the policy has one.
+and head of the intent action space (`locksmith.policy.intent`), when the policy has one, and the
+vision encoder of a pixel policy (`locksmith.policy.vision`): its stem tokens are the state and one
+token per image cell, in place of the object, pad and TCP tokens.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from torch import nn
 
 from locksmith.policy.config import MAX_ARMS, PolicyConfig
 from locksmith.policy.language import MAX_TOKENS
+from locksmith.policy.vision import VisionEncoder, n_image_tokens
 from locksmith.sim.scene import N_OBJECTS, N_PADS
 
 N_SLOTS = 1 + 1 + N_OBJECTS + N_PADS + MAX_ARMS  # embodiment, state, entities
@@ -154,7 +157,10 @@ class Trunk(nn.Module):
         d = config.d_model
         self.language = nn.Linear(config.language_dim, d)
         self.language_positions = nn.Parameter(torch.randn(MAX_TOKENS, d) * 0.02)
-        self.slots = nn.Parameter(torch.randn(N_SLOTS, d) * 0.02)
+        # a pixel policy's stem tokens: its state and one per image cell (`policy.vision`)
+        n_slots = 2 + n_image_tokens(config.image_size) if config.pixels else N_SLOTS
+        self.slots = nn.Parameter(torch.randn(n_slots, d) * 0.02)
+        self.vision = VisionEncoder(d, config.image_size) if config.pixels else None
         self.readouts = nn.Parameter(torch.randn(config.n_readouts, d) * 0.02)
         self.blocks = nn.ModuleList(
             Block(d, config.n_heads, config.d_feedforward, config.dropout) for _ in range(config.n_layers))

@@ -83,6 +83,8 @@ def adapt(prior_dir: str | Path | None, dataset: str | Path, recipe: str, out: s
     if data is None:
         # The check already loaded the data; load again only when forced past a load error.
         data = report.demos if report is not None and report.demos is not None else load_demonstrations(dataset, spec)
+    if prior.config.pixels and not data.images:  # a pixel key trains on the camera pictures too
+        data = load_demonstrations(dataset, spec, images=True)
     episodes = (choose_episodes(data.num_episodes, demos, train_config.seed) if episodes is None
                 else np.asarray(sorted(int(e) for e in episodes)))
     subset = data.subset(episodes)

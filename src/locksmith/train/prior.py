@@ -10,6 +10,7 @@ on a rerun (a dataset with at least as many episodes is cut down to the first N)
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import platform
@@ -36,6 +37,7 @@ from locksmith.data.record import (
     record_demos,
     recorded_start_jitter,
 )
+from locksmith.policy import DEFAULT_IMAGE_SIZE
 from locksmith.train.defaults import (
     DEMO_START_JITTER,
     DEMOS_PER_ROBOT,
@@ -70,6 +72,12 @@ class PriorRecipe:
     # d_feedforward, n_readouts) and the action space; empty: the defaults.
     trunk: dict = field(default_factory=dict)
 
+    def image_size(self) -> int | None:
+        """The camera size a pixel policy reads (its demos are recorded with it); None: state."""
+        if self.trunk.get("observation", "state") != "pixels":
+            return None
+        return int(self.trunk.get("image_size", DEFAULT_IMAGE_SIZE))
+
     def __post_init__(self) -> None:
         if self.demos_per_robot < 1:
             raise ValueError(f"demos_per_robot={self.demos_per_robot} must be >= 1")
@@ -95,8 +103,12 @@ class PriorRecipe:
 
 
 def ensure_demos(robot: str, task: str, episodes: int, root: Path, seed: int = 0,
-                 noise: float = 0.0, start_jitter: float = 0.0) -> Demonstrations:
+                 noise: float = 0.0, start_jitter: float = 0.0, image_size: int | None = None) -> Demonstrations:
     """The first ``episodes`` demos of (robot, task) at ``root``, recording what is missing.
+
+    With ``image_size`` the robot's cameras are recorded at that size and loaded with the rest
+    (`load_demonstrations(images=True)`), for a pixel policy; demos there without them, or at
+    another size, are recorded anew.
 
     ``root`` is the caller's own folder: demos there recorded with another execution noise or
     start jitter, by
@@ -110,20 +122,38 @@ def ensure_demos(robot: str, task: str, episodes: int, root: Path, seed: int = 0
     meta = read_locksmith_meta(root) if recorded else {}
     beside = root / SPEC_FILE
     same_spec = beside.is_file() and beside.read_text() == load_robot_spec(robot).to_yaml()
-    same_recording = execution_noise(meta) == noise and recorded_start_jitter(meta) == start_jitter
+    same_recording = (execution_noise(meta) == noise and recorded_start_jitter(meta) == start_jitter
+                      and _camera_size(root, meta) == image_size)
+    camera = {"camera": image_size is not None, "image_size": image_size}
     if recorded and same_spec and same_recording and expert_version(meta) == EXPERT_VERSION:
-        demos = load_demonstrations(root)
+        demos = load_demonstrations(root, images=image_size is not None)
         if demos.num_episodes >= episodes:
             return demos.subset(range(episodes)) if demos.num_episodes > episodes else demos
         record_demos(robot, task, episodes - demos.num_episodes, root, seed=seed, append=True, noise=noise,
-                     start_jitter=start_jitter)
+                     start_jitter=start_jitter, **camera)
     else:
         if recorded:
-            log.info("%s was recorded with another execution noise than %g m or start jitter than %g m, an older "
-                     "expert or another version of %s's spec: recording it anew", root, noise, start_jitter, robot)
+            log.info("%s was recorded with another execution noise than %g m, start jitter than %g m or camera "
+                     "size than %s, an older expert or another version of %s's spec: recording it anew", root, noise,
+                     start_jitter, image_size, robot)
         record_demos(robot, task, episodes, root, seed=seed, overwrite=root.exists(), noise=noise,
-                     start_jitter=start_jitter)
-    return load_demonstrations(root)
+                     start_jitter=start_jitter, **camera)
+    return load_demonstrations(root, images=image_size is not None)
+
+
+def _camera_size(root: Path, meta: dict) -> int | None:
+    """The square size a dataset's cameras were recorded at (None: no camera, or not square)."""
+    if not meta.get("camera"):
+        return None
+    try:
+        features = json.loads((root / "meta" / "info.json").read_text())["features"]
+        shapes = {tuple(f["shape"]) for k, f in features.items() if k.startswith("observation.images.")}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if len(shapes) != 1:
+        return None
+    shape = shapes.pop()
+    return shape[0] if len(shape) == 3 and shape[0] == shape[1] else None
 
 
 def run_pretrain(recipe: PriorRecipe, train_config: TrainConfig, out: str | Path,
@@ -138,7 +168,8 @@ def run_pretrain(recipe: PriorRecipe, train_config: TrainConfig, out: str | Path
         for robot in recipe.robots:
             for task in recipe.tasks:
                 demos = ensure_demos(robot, task, recipe.demos_per_robot, out / "data" / f"{robot}_{task}",
-                                     noise=recipe.demo_noise, start_jitter=recipe.demo_start_jitter)
+                                     noise=recipe.demo_noise, start_jitter=recipe.demo_start_jitter,
+                                     image_size=recipe.image_size())
                 by_robot.setdefault(robot, []).append(demos)
     demos = {robot: concat_demonstrations(parts) for robot, parts in by_robot.items()}
     weights = recipe.weights if recipe.weights and set(recipe.weights) == set(demos) else None

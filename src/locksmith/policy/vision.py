@@ -1,0 +1,85 @@
+"""Pixels: the scene as the robot's first camera sees it, for a policy with ``observation="pixels"``.
+
+    camera image (B, H, W, 3) uint8 ─► VisionEncoder (shared, in the trunk) ─► (B, (H/16)², D) ─┐
+    observation.state (B, S) ─────────► PixelStem (the robot's own) ─► state token ────────────────┼─► trunk
+                                        + the robot's camera embedding on every image token ───────┘
+
+The encoder is four strided convolutions (H → H/16) and one linear map per cell, with a learned
+embedding per cell: at 64 px, 16 image tokens, ~0.15 M parameters at d_model 128. It is trained
+on every pool robot's camera, so it is shared; what is local to a robot is its stem, whose
+camera embedding (one vector added to each image token) carries the robot's own extrinsics,
+and the spec that says which camera the policy reads (`camera_feature`). A pixel policy never
+reads ``observation.environment_state``: that privileged state stays in the data for the
+experts and the metrics.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from locksmith.embodiment.spec import EmbodimentSpec
+from locksmith.policy.config import EmbodimentConfig
+
+IMAGE_PREFIX = "observation.images."
+STRIDE = 16  # the encoder's total downsampling
+CHANNELS = (32, 64, 64, 128)
+# Pixels to about zero mean and unit spread (a fixed map: no statistics to carry per robot).
+PIXEL_MEAN, PIXEL_SCALE = 0.5, 0.25
+
+
+def n_image_tokens(image_size: int) -> int:
+    return (image_size // STRIDE) ** 2
+
+
+def camera_feature(spec: EmbodimentSpec) -> str:
+    """The dataset and observation feature a pixel policy reads for this robot: its first camera."""
+    if not spec.cameras:
+        raise ValueError(f"{spec.name}: a pixel policy reads the robot's first camera, and its spec has none")
+    return IMAGE_PREFIX + spec.cameras[0].name
+
+
+class VisionEncoder(nn.Module):
+    """Shared: a square uint8 image → one token per 16 x 16 cell (see the module docstring)."""
+
+    def __init__(self, d_model: int, image_size: int):
+        super().__init__()
+        layers, c_in = [], 3
+        for i, c_out in enumerate(CHANNELS):
+            kernel = 5 if i == 0 else 3
+            layers += [nn.Conv2d(c_in, c_out, kernel, stride=2, padding=kernel // 2), nn.GELU()]
+            c_in = c_out
+        self.convs = nn.Sequential(*layers)
+        self.project = nn.Linear(c_in, d_model)
+        self.image_size = image_size
+        self.cells = nn.Parameter(torch.randn(n_image_tokens(image_size), d_model) * 0.02)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, H, W, 3) uint8 (or float in [0, 255]) → (B, (H/16)², D)."""
+        if images.shape[1:] != (self.image_size, self.image_size, 3):
+            raise ValueError(f"images of shape {tuple(images.shape[1:])}; this policy reads "
+                             f"({self.image_size}, {self.image_size}, 3)")
+        x = images.permute(0, 3, 1, 2).float().div(255.0).sub(PIXEL_MEAN).div(PIXEL_SCALE)
+        x = self.convs(x)  # (B, C, H/16, W/16)
+        return self.project(x.flatten(2).transpose(1, 2)) + self.cells
+
+
+class PixelStem(nn.Module):
+    """One robot's stem for a pixel policy: its state token and its camera embedding."""
+
+    def __init__(self, emb: EmbodimentConfig, d_model: int, image_size: int):
+        super().__init__()
+        self.state = nn.Sequential(nn.Linear(emb.state_dim, d_model), nn.GELU(), nn.Linear(d_model, d_model))
+        self.camera = nn.Parameter(torch.zeros(d_model))
+        self._n_image = n_image_tokens(image_size)
+
+    @property
+    def n_tokens(self) -> int:
+        return 1 + self._n_image
+
+    def forward(self, state: torch.Tensor, image_tokens: torch.Tensor) -> torch.Tensor:
+        """(B, state_dim) normalized, (B, N, D) from the shared encoder → (B, 1 + N, D)."""
+        return torch.cat([self.state(state)[:, None], image_tokens + self.camera], dim=1)
+
+
+__all__ = ["IMAGE_PREFIX", "PixelStem", "VisionEncoder", "camera_feature", "n_image_tokens"]

@@ -1,0 +1,125 @@
+"""A pixel policy (``observation="pixels"``): it reads the robot's first camera and never the
+privileged scene state; it trains, saves, loads, acts closed loop and adapts to a new robot."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from locksmith.data.loading import load_demonstrations
+from locksmith.data.record import record_demos
+from locksmith.policy.config import PolicyConfig
+from locksmith.policy.policy import CrossEmbodimentPolicy
+from locksmith.train.pretrain import build_mixture, build_policy
+
+TINY = {"d_model": 32, "n_heads": 2, "n_layers": 1, "d_feedforward": 64, "observation": "pixels",
+        "image_size": 32, "grounding_weight": 0.0}
+
+
+@pytest.fixture(scope="module")
+def camera_demos(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pixels")
+    out = {}
+    for robot in ("so101", "panda"):
+        record_demos(robot, "pick_place", 2, root / robot, camera=True, image_size=32, workers=1, progress=False)
+        out[robot] = load_demonstrations(root / robot, images=True)
+    return out
+
+
+def test_a_pixel_policy_trains_on_the_camera_and_never_reads_the_scene_state(camera_demos):
+    demos = {"so101": camera_demos["so101"]}
+    torch.manual_seed(0)
+    policy = build_policy(demos, **TINY)
+    assert policy.trunk.vision is not None and policy.stems["so101"].n_tokens == 1 + 4  # 32 px: 2 x 2 cells
+    batch = build_mixture(policy, demos).sample(8, np.random.default_rng(0))
+    assert batch["so101"]["observation.images.overhead"].shape == (8, 32, 32, 3)
+    loss, _ = policy(batch)
+    blind = {r: {**b, "observation.environment_state": torch.full_like(b["observation.environment_state"], np.nan)}
+             for r, b in batch.items()}
+    assert torch.equal(policy(blind)[0], loss)  # the privileged state changes nothing
+    dark = {r: {**b, "observation.images.overhead": torch.zeros_like(b["observation.images.overhead"])}
+            for r, b in batch.items()}
+    assert not torch.equal(policy(dark)[0], loss)  # the pixels do
+    loss.backward()
+    assert policy.trunk.vision.convs[0].weight.grad.abs().sum() > 0
+    optimizer = torch.optim.AdamW(policy.parameters(), lr=1e-3)
+    before = policy.trunk.vision.convs[0].weight.detach().clone()
+    optimizer.step()
+    assert not torch.equal(before, policy.trunk.vision.convs[0].weight)
+
+
+def test_a_pixel_policy_saves_loads_and_acts_closed_loop_on_rendered_frames(camera_demos, tmp_path):
+    from locksmith.evaluate.evaluator import env_options, evaluate
+
+    demos = {"so101": camera_demos["so101"]}
+    policy = build_policy(demos, **TINY)
+    policy.save_pretrained(tmp_path / "policy")
+    config = json.loads((tmp_path / "policy" / "config.json").read_text())
+    assert (config["observation"], config["image_size"]) == ("pixels", 32)
+    loaded = CrossEmbodimentPolicy.from_pretrained(tmp_path / "policy")
+    assert env_options(loaded) == {"render": True, "image_size": 32}
+    frames = camera_demos["so101"]
+    args = (frames.arrays["observation.state"][:3], frames.arrays["observation.environment_state"][:3], ["x"] * 3)
+    image = frames.images["observation.images.overhead"][:3]
+    np.testing.assert_allclose(loaded.predict_action_chunk("so101", *args, image),
+                               policy.eval().predict_action_chunk("so101", *args, image), atol=1e-6)
+    with pytest.raises(ValueError, match="needs the camera image"):
+        loaded.predict_action_chunk("so101", *args)
+    result = evaluate("so101", "pick_place", 2, checkpoint=tmp_path / "policy", workers=1, n_envs=2)
+    assert result["episodes"] == 2 and 0.0 <= result["success_rate"] <= 1.0  # it acted on rendered frames
+
+
+def test_a_pixel_prior_adapts_to_a_new_robot_with_its_shared_encoder(camera_demos, tmp_path):
+    from locksmith.policy.adapters import build_adapted, get_recipe
+
+    prior = build_policy({"so101": camera_demos["so101"]}, **TINY)
+    target = camera_demos["panda"]
+    key, info = build_adapted(prior, target.spec, target.stats, get_recipe("lora"), demos=target)
+    assert key.config.pixels and key.camera_feature("panda") == "observation.images.front"
+    for name, p in key.trunk.vision.named_parameters():
+        assert torch.equal(p, dict(prior.trunk.vision.named_parameters())[name])  # the prior's encoder
+    batch = build_mixture(key, {"panda": target}).sample(4, np.random.default_rng(1))
+    loss, _ = key(batch)
+    assert torch.isfinite(loss)
+
+
+def test_pixel_options_are_checked_and_a_state_policy_is_written_as_before():
+    from locksmith.embodiment.registry import load_bundled_spec
+    from locksmith.policy.config import EmbodimentConfig
+
+    emb = (EmbodimentConfig.from_spec(load_bundled_spec("so101")),)
+    assert "observation" not in PolicyConfig(embodiments=emb).to_json()
+    with pytest.raises(ValueError, match="not built yet"):
+        PolicyConfig(embodiments=emb, observation="pixels", action_space="intent", grounding_weight=0.0)
+    with pytest.raises(ValueError, match="grounding_weight 0"):
+        PolicyConfig(embodiments=emb, observation="pixels")
+    with pytest.raises(ValueError, match="multiple of 16"):
+        PolicyConfig(embodiments=emb, observation="pixels", image_size=40, grounding_weight=0.0)
+    with pytest.raises(ValueError, match="known: state, pixels"):
+        PolicyConfig(embodiments=emb, observation="depth")
+
+
+def test_pretrain_records_the_pool_with_its_camera_for_a_pixel_prior_and_the_audit_refuses_it(tmp_path, capsys):
+    """`locksmith pretrain --observation pixels` records the demos with the camera at the policy's
+    size and trains on them; a transfer plan naming that prior is refused before any work."""
+    import yaml
+
+    from locksmith.cli import main
+
+    out = tmp_path / "prior"
+    assert main(["pretrain", "--robots", "so101", "--tasks", "pick_place", "--demos-per-robot", "2", "--steps", "2",
+                 "--batch-size", "4", "--observation", "pixels", "--image-size", "32", "--tune-episodes", "0",
+                 "--out", str(out)]) == 0
+    info = json.loads((out / "data" / "so101_pick_place" / "meta" / "info.json").read_text())
+    assert info["features"]["observation.images.overhead"]["shape"] == [32, 32, 3]
+    assert CrossEmbodimentPolicy.from_pretrained(out / "policy").config.pixels
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(yaml.safe_dump({"name": "p", "prior": {"checkpoint": str(out / "policy")},
+                                    "targets": [{"name": "t", "robot": "panda", "task": "pick_place"}],
+                                    "budgets": [2], "seeds": [0, 1, 2], "threshold": {"absolute": 0.3}}))
+    capsys.readouterr()
+    assert main(["audit", str(plan), "--out", str(tmp_path / "audit")]) == 2
+    err = capsys.readouterr().err
+    assert "prior.checkpoint" in err and "reads camera pixels" in err, err
+    assert not (tmp_path / "audit").exists()
