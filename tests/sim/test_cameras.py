@@ -82,3 +82,25 @@ def test_a_moved_camera_moves_the_picture():
             env.close()
     # the same episode (objects, colours, robot), seen from elsewhere
     assert np.abs(pictures["nominal"] - pictures["camera_moved"]).mean() > 5
+
+
+def test_the_lighting_slice_changes_the_picture_not_the_world():
+    """`lighting` moves and dims the light and re-tints the table: the scene state and the physics
+    are nominal's, the camera's picture is not."""
+    runs = {}
+    for slice_name in ("nominal", "lighting"):
+        env = TabletopEnv("so101", "pick_place", slice_name=slice_name, render=True, image_size=32)
+        try:
+            obs, _ = env.reset(seed=4)
+            expert = ScriptedExpert(env)
+            expert.reset()
+            for _ in range(10):
+                obs, *_ = env.step(expert.act())
+            runs[slice_name] = obs
+        finally:
+            env.close()
+    nominal, lit = runs["nominal"], runs["lighting"]
+    for key in ("observation.state", "observation.environment_state"):
+        np.testing.assert_array_equal(nominal[key], lit[key])
+    picture = "observation.images.overhead"
+    assert np.abs(nominal[picture].astype(float) - lit[picture].astype(float)).mean() > 3

@@ -7,8 +7,9 @@ keep ~25k vertices (SO-101, Z1), which cost a software rasterizer ~8 ms a frame 
 physics keeps its own model, so contacts, recorded states and actions are exactly what they were;
 at 64 px the picture differs from the full hull's on about 0.5 % of its pixels.
 
-Before each picture the copy takes the physics' joint positions, mocap poses, geom colours and
-camera poses (what `TabletopEnv` changes between episodes), and its kinematics is recomputed.
+Before each picture the copy takes the physics' joint positions, mocap poses, geom colours,
+camera poses and lights (what `TabletopEnv` changes between episodes), and its kinematics is
+recomputed.
 """
 
 from __future__ import annotations
@@ -80,6 +81,8 @@ class CameraRenderer:
         m.geom_rgba[:] = model.geom_rgba
         m.cam_pos[:] = model.cam_pos
         m.cam_quat[:] = model.cam_quat
+        m.light_diffuse[:] = model.light_diffuse
+        m.light_dir[:] = model.light_dir
         d.qpos[:] = data.qpos
         d.mocap_pos[:] = data.mocap_pos
         d.mocap_quat[:] = data.mocap_quat

@@ -125,6 +125,8 @@ class TabletopEnv(gym.Env):
         self._pad_geom = [m.geom(f"pad{i}_geom").id for i in range(N_PADS)]
         self._cam_ids = [m.camera(c).id for c in self.scene.cameras]
         self._cam_pos0 = m.cam_pos[self._cam_ids].copy() if self._cam_ids else np.zeros((0, 3))
+        self._table_geom = m.geom("table").id
+        self._light0 = (m.light_diffuse.copy(), m.light_dir.copy(), m.geom_rgba[self._table_geom, :3].copy())
         self.close()  # a camera renderer of the previous scene
         self._render_option = mujoco.MjvOption()
         self._render_option.geomgroup[:] = RENDER_GROUPS
@@ -140,6 +142,7 @@ class TabletopEnv(gym.Env):
         self._draw = draw_slice(self.slice_name, seed)
         self._build(self._draw)
         self._apply_camera_offset(self._draw.camera_offset)
+        self._apply_lighting(self._draw)
         rng = np.random.default_rng([seed, 104729])
         self.rng = rng
         m, d = self.model, self.data
@@ -233,6 +236,14 @@ class TabletopEnv(gym.Env):
             pos = self._cam_pos0[k] + offset
             self.model.cam_pos[cam_id] = pos
             self.model.cam_quat[cam_id] = look_at_quat(pos, np.asarray(spec_cam.look_at, dtype=float))
+
+    def _apply_lighting(self, draw: SliceDraw) -> None:
+        """The `lighting` slice's light and table colour (the scene's own for every other slice)."""
+        m = self.model
+        m.light_diffuse[:] = self._light0[0] * draw.light_scale
+        m.light_dir[:] = self._light0[1] + np.array([*draw.light_tilt, 0.0])
+        m.light_dir[:] /= np.linalg.norm(m.light_dir, axis=1, keepdims=True)
+        m.geom_rgba[self._table_geom, :3] = np.clip(self._light0[2] + np.asarray(draw.table_tint), 0.0, 1.0)
 
     def _home_yaw(self, arm: str) -> float:
         """Grasp yaw: the multiple of 90 degrees nearest the TCP's closing axis at home."""

@@ -10,6 +10,10 @@ perturbation from the episode's seed, so an evaluation is reproducible episode b
 | `gripper_changed` | other finger geometry, and the gripper's closure calibration offset  |
 | `object_geometry` | objects 0.75-1.25x their size, half the episodes cylinders not boxes  |
 | `push`            | a horizontal push on the target object in the middle of the episode   |
+| `lighting`        | the light 0.4-1.6x as bright and tilted up to ~35°, the table re-tinted |
+
+`lighting` changes only what a camera sees (the physics and the scene state are those of
+`nominal`): a state policy is blind to it, a pixel policy is not.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-SLICES = ("nominal", "camera_moved", "gripper_changed", "object_geometry", "push")
+SLICES = ("nominal", "camera_moved", "gripper_changed", "object_geometry", "push", "lighting")
 
 
 def check_slice(name: str) -> str:
@@ -38,6 +42,9 @@ class SliceDraw:
     object_scale: float
     push_time_fraction: float | None  # of the horizon; None: no push
     push_velocity: np.ndarray  # (2,) m/s given to the target object
+    light_scale: float = 1.0  # multiplies the light's diffuse colour
+    light_tilt: tuple[float, float] = (0.0, 0.0)  # added to the light direction's x and y (it points down)
+    table_tint: tuple[float, float, float] = (0.0, 0.0, 0.0)  # added to the table's colour
 
 
 def draw_slice(name: str, seed: int) -> SliceDraw:
@@ -54,6 +61,10 @@ def draw_slice(name: str, seed: int) -> SliceDraw:
     if name == "object_geometry":
         return replace(draw, object_shape="cylinder" if rng.random() < 0.5 else "box",
                        object_scale=float(rng.uniform(0.75, 1.25)))
+    if name == "lighting":
+        return replace(draw, light_scale=float(rng.uniform(0.4, 1.6)),
+                       light_tilt=tuple(float(x) for x in rng.uniform(-0.7, 0.7, 2)),
+                       table_tint=tuple(float(x) for x in rng.uniform(-0.15, 0.15, 3)))
     if name == "push":
         angle = rng.uniform(0, 2 * np.pi)
         return replace(draw, push_time_fraction=float(rng.uniform(0.2, 0.4)),
