@@ -267,3 +267,14 @@ def test_the_plain_head_scratch_arm_runs_only_beside_an_intent_prior(tmp_path):
             check_prior(parse_plan(plan), "plan.yaml")
     intent = {**both, "prior": {"robots": ["panda"], "tasks": ["reach"], "action_space": "intent"}}
     assert check_prior(parse_plan(intent), "plan.yaml").prior is None  # built later, by the plan
+
+
+def test_a_recipe_for_pixel_priors_is_refused_beside_a_state_prior(tmp_path, capsys):
+    from locksmith.cli import main
+
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("name: p\ntargets: [{name: t, robot: so101, task: pick_place}]\nrecipes: [full, frozen_vision]\n"
+                    "budgets: [2]\nseeds: [0, 1, 2]\nthreshold: {absolute: 0.3}\n")
+    assert main(["audit", str(plan), "--out", str(tmp_path / "out")]) == 2
+    assert "recipes: 'frozen_vision' freezes a pixel prior's vision encoder" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

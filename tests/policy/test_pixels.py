@@ -123,3 +123,40 @@ def test_pretrain_records_the_pool_with_its_camera_for_a_pixel_prior_and_the_aud
     err = capsys.readouterr().err
     assert "prior.checkpoint" in err and "reads camera pixels" in err, err
     assert not (tmp_path / "audit").exists()
+
+
+def test_the_frozen_vision_key_caches_the_encoders_tokens_and_trains_everything_else(camera_demos, tmp_path):
+    """`frozen_vision`: the prior's encoder, untouched; each frame encoded once; the loss on cached
+    tokens is the loss on the pictures; every other weight trains."""
+    from locksmith.data.mixture import ChunkSampler
+    from locksmith.policy.adapters import build_adapted, get_recipe
+    from locksmith.train.adapt import adapt
+    from locksmith.train.loop import TrainConfig
+
+    prior = build_policy({"so101": camera_demos["so101"]}, **TINY)
+    prior.save_pretrained(tmp_path / "prior")
+    target = camera_demos["panda"]
+    key, _ = build_adapted(prior, target.spec, target.stats, get_recipe("frozen_vision"), demos=target)
+    assert not any(p.requires_grad for p in key.trunk.vision.parameters())
+    assert all(p.requires_grad for p in key.trunk.blocks.parameters())
+    texts = sorted(set(target.tasks))
+    tokens, masks = key.language.encode(texts)
+    sampler = ChunkSampler(target, key.config.embodiment("panda").chunk_size,
+                           {t: (tokens[i], masks[i]) for i, t in enumerate(texts)})
+    pictures = sampler.gather(np.arange(6))
+    sampler.cache_image_tokens("observation.images.front", key.trunk.vision)
+    cached = sampler.gather(np.arange(6))
+    assert cached["observation.images.front"].shape == (6, 4, 32)  # tokens, not pictures
+    torch.testing.assert_close(key({"panda": cached})[0], key({"panda": pictures})[0])
+
+    record = adapt(tmp_path / "prior", target.root, "frozen_vision", tmp_path / "key", demos=2,
+                   train_config=TrainConfig(steps=3, batch_size=4), progress=False)
+    trained = CrossEmbodimentPolicy.from_pretrained(tmp_path / "key" / "policy")
+    for name, p in trained.trunk.vision.named_parameters():
+        assert torch.equal(p, dict(prior.trunk.vision.named_parameters())[name])
+    assert not torch.equal(trained.trunk.blocks[0].q.weight, prior.trunk.blocks[0].q.weight)
+    assert record["recipe"] == "frozen_vision"
+    with pytest.raises(ValueError, match="has none"):
+        state_prior = build_policy({"so101": camera_demos["so101"]}, d_model=32, n_heads=2, n_layers=1,
+                                   d_feedforward=64)
+        build_adapted(state_prior, target.spec, target.stats, get_recipe("frozen_vision"), demos=target)

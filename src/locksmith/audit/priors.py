@@ -113,6 +113,10 @@ def check_recipes_fit_prior(plan: TransferPlan, kind: PriorKind, source: str) ->
         raise PlanError(f"{source}: recipes: {theirs[0]!r} fine-tunes a LeRobot policy, but {what}; name "
                         f"{', '.join(r for r in RECIPES if r != 'scratch')}, or give a LeRobot checkpoint as "
                         "prior.checkpoint")
+    pixel_only = [r for r in plan.recipes if RECIPES[r].freeze_vision]
+    if pixel_only:  # the audit runs state priors only (`check_prior`)
+        raise PlanError(f"{source}: recipes: {pixel_only[0]!r} freezes a pixel prior's vision encoder, and the "
+                        "audit runs priors that read the scene state, which have none")
 
 
 def prior_kind(plan: TransferPlan) -> PriorKind:

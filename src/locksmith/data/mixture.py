@@ -45,11 +45,19 @@ class ChunkSampler:
         self.action = torch.as_tensor(a["action"])
         self.intent = torch.as_tensor(a["intent"]) if "intent" in a else None  # what intent policies learn
         self.images = {k: torch.as_tensor(v) for k, v in demos.images.items()}  # shares the arrays' memory
+        self.image_tokens: dict[str, torch.Tensor] = {}  # camera → (N, T, D), `cache_image_tokens`
         objects, pads = episode_targets(a["observation.environment_state"], demos.episode_starts, demos.episode_ends)
         self.target_object, self.target_pad = torch.as_tensor(objects), torch.as_tensor(pads)
 
     def __len__(self) -> int:
         return self.demos.num_frames
+
+    @torch.no_grad()
+    def cache_image_tokens(self, camera: str, encoder: torch.nn.Module, batch: int = 256) -> None:
+        """Encode ``camera``'s every frame once with a frozen ``encoder``; samples then carry its
+        tokens under ``camera`` in place of the picture (a pixel policy reads either)."""
+        frames = self.images[camera]
+        self.image_tokens[camera] = torch.cat([encoder(frames[i:i + batch]) for i in range(0, len(frames), batch)])
 
     def sample(self, batch_size: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
         idx = rng.integers(0, len(self), size=batch_size)
@@ -58,7 +66,8 @@ class ChunkSampler:
     def gather(self, idx: np.ndarray) -> dict[str, torch.Tensor]:
         t = torch.as_tensor(idx)
         intent = {} if self.intent is None else {"intent": self.intent[torch.as_tensor(self.chunk_index[idx])]}
-        images = {k: v[t] for k, v in self.images.items()}  # (B, H, W, 3) uint8 per camera
+        images = {k: self.image_tokens[k][t] if k in self.image_tokens else v[t]  # (B, H, W, 3) uint8, or tokens
+                  for k, v in self.images.items()}
         return {**intent, **images,
             "observation.state": self.state[t],
             "observation.environment_state": self.env_state[t],

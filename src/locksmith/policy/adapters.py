@@ -9,6 +9,7 @@
 | `lora`    | as `token`, plus LoRA blocks (peft) on the trunk's attention (q, k, v, out) and MLP (fc1, fc2) | prior |
 | `full`    | everything; the penalty is L2-SP, λ‖θ − θ*‖², toward the prior | prior   |
 | `scratch` | everything; the same architecture randomly initialised     | nothing     |
+| `frozen_vision` | as `full`, a pixel prior's encoder frozen, its image tokens cached | prior |
 
 For an intent prior (`locksmith.policy.intent`) a robot's stem is its frame, built from its spec
 with nothing to learn, and its head a residual on the shared intent head, zero at the start: the
@@ -49,6 +50,7 @@ class AdapterRecipe:
     train_token: bool
     lora: bool
     train_all: bool
+    freeze_vision: bool = False  # a pixel prior's encoder stays the prior's; its tokens are cached
 
 
 RECIPES: dict[str, AdapterRecipe] = {
@@ -58,6 +60,8 @@ RECIPES: dict[str, AdapterRecipe] = {
         AdapterRecipe("lora", "stem + head + token + LoRA on the trunk", True, True, True, False),
         AdapterRecipe("full", "everything, from the prior (L2-SP toward it when λ > 0)", True, True, False, True),
         AdapterRecipe("scratch", "everything, random init (matched baseline)", False, True, False, True),
+        AdapterRecipe("frozen_vision", "everything but a pixel prior's vision encoder, whose image tokens are "
+                      "cached", True, True, False, True, freeze_vision=True),
     )
 }
 
@@ -122,6 +126,9 @@ def build_adapted(
             raise ValueError(f"{target.name}: relative actions need the demonstrations to compute "
                              f"{RELATIVE_ACTION_KEY!r} stats; pass demos=")
         stats = {**stats, RELATIVE_ACTION_KEY: training_stats(demos, emb)[RELATIVE_ACTION_KEY]}
+    if recipe.freeze_vision and not prior.config.pixels:
+        raise ValueError(f"recipe {recipe.name!r} freezes a pixel prior's vision encoder; this prior reads the scene "
+                         "state (observation 'state') and has none")
     config = PolicyConfig(**{**prior.config.__dict__, "embodiments": (emb,)})
     policy = CrossEmbodimentPolicy(config, stats=None if stats is None else {target.name: stats},
                                    specs={target.name: target})
@@ -143,6 +150,9 @@ def build_adapted(
         for p in module.parameters():
             p.requires_grad_(True)
     policy.embodiment_tokens[target.name].requires_grad_(recipe.train_token or recipe.train_all)
+    if recipe.freeze_vision:
+        for p in policy.trunk.vision.parameters():
+            p.requires_grad_(False)
     for p in policy.normalizers.parameters():
         p.requires_grad_(False)
     if recipe.lora:

@@ -141,7 +141,9 @@ class CrossEmbodimentPolicy(nn.Module):
             elif self.config.pixels:  # the environment state is never read
                 if not image:
                     raise ValueError(f"{robot}: a pixel policy needs the camera image ({self.camera_feature(robot)})")
-                t = self.stems[robot](norm.state.normalize(state), self.trunk.vision(image[0]))
+                pixels = image[0]  # (B, H, W, 3) pictures, or (B, T, D) tokens cached by a frozen encoder
+                cells = pixels if pixels.dim() == 3 else self.trunk.vision(pixels)
+                t = self.stems[robot](norm.state.normalize(state), cells)
             else:
                 t = self.stems[robot](norm.state.normalize(state), norm.environment_state.normalize(env_state),
                                       env_state)

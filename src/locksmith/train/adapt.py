@@ -95,6 +95,8 @@ def adapt(prior_dir: str | Path | None, dataset: str | Path, recipe: str, out: s
     tokens, masks = policy.language.encode(texts)
     sampler = ChunkSampler(subset, policy.config.embodiment(robot).chunk_size,
                            {t: (tokens[i], masks[i]) for i, t in enumerate(texts)})
+    if rec.freeze_vision:  # the encoder never changes: its tokens once per frame, not once per sample
+        sampler.cache_image_tokens(policy.camera_feature(robot), policy.trunk.vision)
     regularizer = make_regularizer(policy, rec, weight, prior=prior if rec.name == "full" else None)
     start = time.perf_counter()
     def save_key(trained: CrossEmbodimentPolicy, path: Path) -> None:
