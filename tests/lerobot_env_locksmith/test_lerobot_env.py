@@ -22,7 +22,7 @@ from locksmith.sim.tasks import TASKS
 
 def test_every_bundled_robot_task_and_slice_is_a_gymnasium_env():
     expected = {gym_id(r, t, s) for r in BUNDLED_ROBOTS for t in TASKS for s in SLICES}
-    assert set(lerobot_env_locksmith.ENV_IDS) == expected and len(expected) == len(BUNDLED_ROBOTS) * 4 * 5
+    assert set(lerobot_env_locksmith.ENV_IDS) == expected and len(expected) == len(BUNDLED_ROBOTS) * 4 * len(SLICES)
     assert all(env_id in gym.registry for env_id in expected)
     assert isinstance(make_env_config("locksmith", robot="so101", task="push"), LocksmithEnvConfig)
 
