@@ -23,6 +23,7 @@ import gymnasium as gym
 import numpy as np
 
 from locksmith.evaluate.evaluator import make_shield, shield_filter
+from locksmith.sim.cameras import IMAGE_PREFIX
 from locksmith.sim.env import TabletopEnv
 
 NAMESPACE = "locksmith"
@@ -103,8 +104,7 @@ class LocksmithEnv(gym.Env):
         self._obs = obs
         out = {"agent_pos": obs["observation.state"], "environment_state": obs["observation.environment_state"]}
         if "pixels" in self.observation_space.spaces:
-            out["pixels"] = {k.removeprefix("observation.images."): v for k, v in obs.items()
-                             if k.startswith("observation.images.")}
+            out["pixels"] = {k.removeprefix(IMAGE_PREFIX): v for k, v in obs.items() if k.startswith(IMAGE_PREFIX)}
         return out
 
     def _interventions(self) -> int:

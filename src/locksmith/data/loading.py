@@ -23,9 +23,9 @@ import numpy as np
 
 from locksmith.data.record import META_FILE, SPEC_FILE, VIDEO_BACKEND
 from locksmith.embodiment.spec import EmbodimentSpec, SpecError, load_spec
+from locksmith.sim.cameras import IMAGE_PREFIX
 
 FEATURES = ("observation.state", "observation.environment_state", "action", "intent")
-IMAGE_PREFIX = "observation.images."
 
 
 class DatasetError(ValueError):

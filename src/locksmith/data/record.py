@@ -40,6 +40,7 @@ from locksmith.embodiment.registry import (
     registrations,
 )
 from locksmith.embodiment.spec import EmbodimentSpec
+from locksmith.sim.cameras import IMAGE_PREFIX
 from locksmith.sim.tasks import get_task
 from locksmith.train.defaults import MAX_START_JITTER
 
@@ -89,7 +90,7 @@ def dataset_features(spec: EmbodimentSpec, camera: bool, image_size: int | None 
         for cam in spec.cameras:
             h = image_size or cam.height
             w = image_size or cam.width
-            features[f"observation.images.{cam.name}"] = {
+            features[IMAGE_PREFIX + cam.name] = {
                 "dtype": "video", "shape": (h, w, 3), "names": ["height", "width", "channel"],
             }
     return features

@@ -38,6 +38,7 @@ import torch
 from locksmith.embodiment.registry import load_robot_spec
 from locksmith.embodiment.spec import EmbodimentSpec
 from locksmith.policy.policy import CheckpointError
+from locksmith.sim.cameras import IMAGE_PREFIX
 from locksmith.train.lerobot_checkpoint import (
     CONFIG_FILE,
     TRAIN_CONFIG_FILE,
@@ -55,7 +56,6 @@ log = logging.getLogger(__name__)
 PREPROCESSOR_FILE = "policy_preprocessor.json"
 POSTPROCESSOR_FILE = "policy_postprocessor.json"
 UNNORMALIZER = "unnormalizer_processor"
-IMAGE_PREFIX = "observation.images."
 CHUNK_TYPES = ("act",)
 """Policy types whose ``predict_action_chunk`` reads a batch of current observations and nothing
 else, so that environments at different steps of their episodes share one call."""

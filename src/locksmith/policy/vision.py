@@ -20,8 +20,8 @@ from torch import nn
 
 from locksmith.embodiment.spec import EmbodimentSpec
 from locksmith.policy.config import EmbodimentConfig
+from locksmith.sim.cameras import IMAGE_PREFIX
 
-IMAGE_PREFIX = "observation.images."
 STRIDE = 16  # the encoder's total downsampling
 CHANNELS = (32, 64, 64, 128)
 # Pixels to about zero mean and unit spread (a fixed map: no statistics to carry per robot).
@@ -82,4 +82,4 @@ class PixelStem(nn.Module):
         return torch.cat([self.state(state)[:, None], image_tokens + self.camera], dim=1)
 
 
-__all__ = ["IMAGE_PREFIX", "PixelStem", "VisionEncoder", "camera_feature", "n_image_tokens"]
+__all__ = ["PixelStem", "VisionEncoder", "camera_feature", "n_image_tokens"]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 
+IMAGE_PREFIX = "observation.images."  # + the spec camera's name: every picture's feature, here and in datasets
 RENDER_HULL_VERTICES = 64
 SLICES, STACKS = 12, 6  # the sides of drawn spheres, capsules and cylinders (MuJoCo's default: 28, 16)
 # Shadows, reflections and the skybox cost most of a CPU frame and add nothing the cameras need.
@@ -106,4 +107,4 @@ class CameraRenderer:
         self._renderers = {}
 
 
-__all__ = ["RENDER_HULL_VERTICES", "CameraRenderer", "compile_render_copy"]
+__all__ = ["IMAGE_PREFIX", "RENDER_HULL_VERTICES", "CameraRenderer", "compile_render_copy"]

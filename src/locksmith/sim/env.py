@@ -26,7 +26,7 @@ import numpy as np
 
 from locksmith.embodiment.registry import load_robot_spec
 from locksmith.embodiment.spec import EmbodimentSpec
-from locksmith.sim.cameras import CameraRenderer, compile_render_copy
+from locksmith.sim.cameras import IMAGE_PREFIX, CameraRenderer, compile_render_copy
 from locksmith.sim.ik import RobotIK, top_down_rotation
 from locksmith.sim.scene import (
     COLOURS, N_OBJECTS, N_PADS, RENDER_GROUPS, ObjectGeometry, Scene, build_scene, look_at_quat,
@@ -347,7 +347,7 @@ class TabletopEnv(gym.Env):
         for k, cam in enumerate(self.scene.cameras):
             spec_cam = self.spec_.cameras[k]
             size = (self.image_size or spec_cam.height, self.image_size or spec_cam.width)
-            cameras[f"observation.images.{spec_cam.name}"] = (cam, *size)
+            cameras[IMAGE_PREFIX + spec_cam.name] = (cam, *size)
         return self._camera_renderer.render(self.model, self.data, cameras)
 
     # ------------------------------------------------------------------ stepping

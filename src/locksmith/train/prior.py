@@ -38,6 +38,7 @@ from locksmith.data.record import (
     recorded_start_jitter,
 )
 from locksmith.policy import DEFAULT_IMAGE_SIZE
+from locksmith.sim.cameras import IMAGE_PREFIX
 from locksmith.train.defaults import (
     DEMO_START_JITTER,
     DEMOS_PER_ROBOT,
@@ -147,7 +148,7 @@ def _camera_size(root: Path, meta: dict) -> int | None:
         return None
     try:
         features = json.loads((root / "meta" / "info.json").read_text())["features"]
-        shapes = {tuple(f["shape"]) for k, f in features.items() if k.startswith("observation.images.")}
+        shapes = {tuple(f["shape"]) for k, f in features.items() if k.startswith(IMAGE_PREFIX)}
     except (OSError, ValueError, KeyError, TypeError):
         return None
     if len(shapes) != 1:
