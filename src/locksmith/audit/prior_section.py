@@ -38,7 +38,8 @@ class PriorSection(Model):
     temperature: float = Field(1.0, ge=1e-3, le=1e3, allow_inf_nan=False)
     demo_noise: float = Field(DEFAULT_DEMO_NOISE, ge=0, le=0.1, allow_inf_nan=False)  # m, DART noise of pool demos
     # m per axis, how far each pool demo's TCP starts from home (`TabletopEnv.start_jitter`)
-    demo_start_jitter: float = Field(defaults.DEMO_START_JITTER, ge=0, le=defaults.MAX_START_JITTER, allow_inf_nan=False)
+    demo_start_jitter: float = Field(defaults.DEMO_START_JITTER, ge=0, le=defaults.MAX_START_JITTER,
+                                     allow_inf_nan=False)
     seed: int = Field(0, ge=0, le=2**31 - 1)
     tune_episodes: int = Field(defaults.TUNE_EPISODES, ge=0, le=MAX_EPISODES)  # horizon choice (0: none)
     trunk: dict[str, int] = {}  # trunk sizes that differ from the policy's defaults (d_model, n_layers, ...)
@@ -115,8 +116,7 @@ class PriorSection(Model):
     def cache_key(self) -> str:
         """What decides the pretrained weights (the checkpoint path aside)."""
         # later fields at their default are left out: the keys of priors cached before them stay valid
-        data = {k: v for k, v in self.model_dump(mode="json", exclude={"checkpoint"}).items()
-                if k not in KEY_OMITS_AT_DEFAULT or v != KEY_OMITS_AT_DEFAULT[k]}
+        data = omit_defaults(self.model_dump(mode="json", exclude={"checkpoint"}), KEY_OMITS_AT_DEFAULT)
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 

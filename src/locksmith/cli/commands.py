@@ -146,7 +146,8 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
         train_config = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                                    checkpoint_every=args.checkpoint_every)
         given = {k: v for k, v in (("demo_noise", args.demo_noise), ("demo_start_jitter", args.demo_start_jitter),
-                                   ("demos_per_robot", args.demos_per_robot)) if v is not None}  # the rest: PriorRecipe's defaults
+                                   ("demos_per_robot", args.demos_per_robot))
+                 if v is not None}  # the rest: PriorRecipe's defaults
         if args.intent_features != "absolute" and args.action_space != "intent":
             raise BadInput(f"--intent-features {args.intent_features} needs --action-space intent")
         trunk = omit_defaults({"action_space": args.action_space, "intent_features": args.intent_features,

@@ -23,6 +23,8 @@ OMITTED_WHEN_DEFAULT = {"action_space": "native", "intent_features": "absolute",
                         "image_size": DEFAULT_IMAGE_SIZE}
 
 
-def omit_defaults(data: dict) -> dict:
-    """``data`` without the `OMITTED_WHEN_DEFAULT` fields that are at their default."""
-    return {k: v for k, v in data.items() if k not in OMITTED_WHEN_DEFAULT or v != OMITTED_WHEN_DEFAULT[k]}
+def omit_defaults(data: dict, defaults: dict | None = None) -> dict:
+    """``data`` without the ``defaults`` fields (`OMITTED_WHEN_DEFAULT` unless given) that are at
+    their default."""
+    defaults = OMITTED_WHEN_DEFAULT if defaults is None else defaults
+    return {k: v for k, v in data.items() if k not in defaults or v != defaults[k]}
