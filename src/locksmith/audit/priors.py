@@ -22,6 +22,7 @@ new runs instead of stale ones.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -59,7 +60,7 @@ def prior_architecture(prior_dir: Path) -> str:
 def native_architecture(prior_dir: Path) -> str:
     """What the ``scratch_native`` arm takes from the prior: the config of its plain-head twin
     (`adapters.native_twin`: the same sizes, ``action_space`` native, ``intent_features`` absolute)
-    and the instruction cache, hashed as `prior_architecture` hashes the files. So a native prior's
+    and the instruction cache, hashed as `prior_architecture` hashes its files. So a native prior's
     key is the one its files give, and intent priors that differ only in what the twin resets (an
     absolute and a relative one of the same sizes) share their plain-head runs."""
     import dataclasses
@@ -72,10 +73,8 @@ def native_architecture(prior_dir: Path) -> str:
     twin = dataclasses.replace(config, action_space="native", intent_features="absolute")
     # a native prior is its own twin: its file as written, so its runs keep the key they had
     text = on_disk if twin == config else twin.to_json()
-    instructions = prior_dir / "instructions.safetensors"
-    digest = hashlib.sha256(CONFIG_FILE.encode() + text.encode() + instructions.name.encode())
-    digest.update(instructions.read_bytes() if instructions.is_file() else b"")
-    return NATIVE_ARCHITECTURE + digest.hexdigest()[:16]
+    digest = folder_digest(prior_dir, (CONFIG_FILE, "instructions.safetensors"), contents={CONFIG_FILE: text.encode()})
+    return NATIVE_ARCHITECTURE + digest[:16]
 
 
 def lerobot_architecture(prior_dir: Path) -> str:
@@ -280,11 +279,16 @@ class ArmSources:
             return self.architecture_dir
         return self.prior_dir  # a LeRobot prior's ACT architecture is read from it for the act arm too
 
+    @functools.cached_property
+    def native_digest(self) -> str:
+        """`native_architecture` of ``architecture_dir``, read once (every run spec asks for it)."""
+        return native_architecture(self.architecture_dir)
+
     def digest(self, arm: str) -> str:
         if arm == "scratch":
             return self.architecture_digest
         if arm == "scratch_native":
-            return native_architecture(self.architecture_dir)
+            return self.native_digest
         if arm == "act_intent":
             return self.act_digest + INTENT_SUFFIX
         if arm in PEER_ARMS:
