@@ -301,7 +301,8 @@ def record_demos(
     if not (np.isfinite(noise) and noise >= 0):
         raise RecordError(f"--noise must be a distance >= 0 in metres, got {noise}")
     if camera:
-        small = [c.name for c in spec.cameras if min(image_size or c.height, image_size or c.width) < MIN_VIDEO_SIZE]
+        small = [k.removeprefix(IMAGE_PREFIX) for k, f in dataset_features(spec, True, image_size).items()
+                 if k.startswith(IMAGE_PREFIX) and min(f["shape"][:2]) < MIN_VIDEO_SIZE]  # the sizes it records
         if small:
             raise RecordError(f"--image-size: camera {small[0]!r} would be recorded below {MIN_VIDEO_SIZE} px, which "
                               f"LeRobot's video encoder cannot encode; give --image-size {MIN_VIDEO_SIZE} or more")
