@@ -21,8 +21,9 @@ from locksmith.sim.env import TabletopEnv
 from locksmith.sim.scene import COLOURS, N_OBJECTS
 from locksmith.train.act_peer import (
     DEFAULT_SIZE, MARKER_FILE, NAMED_DIM, NAMED_ENCODING, NAMED_KEY, SIZE_FIELDS, SPEC_FILE, build_act_peer,
-    feature_stats, intermediate_checkpoint, named_features, processor_stats, train_act_peer,
+    feature_stats, named_features, processor_stats,
 )
+from locksmith.train.act_train import intermediate_checkpoint, train_act_peer
 from locksmith.train.loop import TrainConfig, lr_lambda
 
 TINY = dict(dim_model=32, n_heads=2, dim_feedforward=64, n_encoder_layers=1, n_vae_encoder_layers=1, latent_dim=8)

@@ -30,7 +30,7 @@ from locksmith.evaluate.rollout import rollout
 from locksmith.sim.env import TabletopEnv
 from locksmith.sim.expert import ScriptedExpert
 from locksmith.sim.scene import N_OBJECTS
-from locksmith.train import act_peer
+from locksmith.train import act_peer, act_train
 from locksmith.train.loop import TrainConfig
 
 TRAIN_LAYOUTS = range(8)  # layout seeds of the demos; each recorded with each of the 3 cubes named
@@ -132,7 +132,7 @@ def demos(tmp_path_factory):
 def trained(demos, tmp_path_factory):
     torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("act_task") / "act"
-    act_peer.train_act_peer(demos, out, RECIPE, **TINY)
+    act_train.train_act_peer(demos, out, RECIPE, **TINY)
     return load_act_peer(out, "panda")
 
 
@@ -155,8 +155,9 @@ def test_an_instruction_naming_nothing_gives_the_same_cube_per_layout(trained):
 def test_with_the_task_columns_zeroed_act_stays_at_chance(demos, tmp_path, monkeypatch):
     """The same pipeline, trained and evaluated with `named_features` zeroed (an instruction-blind ACT)."""
     torch.set_num_threads(1)
-    monkeypatch.setattr(act_peer, "named_features", _blind_features)
-    act_peer.train_act_peer(demos, tmp_path / "blind", RECIPE, **TINY)
+    monkeypatch.setattr(act_peer, "named_features", _blind_features)  # at inference
+    monkeypatch.setattr(act_train, "named_features", _blind_features)  # in training
+    act_train.train_act_peer(demos, tmp_path / "blind", RECIPE, **TINY)
     named, taken = _cube_at_first_close(load_act_peer(tmp_path / "blind", "panda"), "panda", NEW_LAYOUTS)
     hits, p = _hits(named, taken)
     print(f"task columns zeroed: named cube taken in {hits}/{len(named)} episodes (p = {p:.2g})")

@@ -14,7 +14,8 @@ from locksmith.evaluate.act_agent import load_act_peer
 from locksmith.policy.policy import CheckpointError
 from locksmith.sim.env import env_state_dim
 from locksmith.train.act_inputs import NAMED_DIM, NAMED_KEY, feature_stats, named_features
-from locksmith.train.act_peer import build_act_peer, train_act_peer
+from locksmith.train.act_peer import build_act_peer
+from locksmith.train.act_train import train_act_peer
 from locksmith.train.lerobot_prior import (
     ROBOT_PROJECTIONS,
     checkpoint_digest,

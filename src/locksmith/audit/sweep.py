@@ -199,7 +199,7 @@ def _train_act(spec: RunSpec, data, config, work: Path) -> tuple[Path, dict, lis
     """The ACT arms, through the one ACT training path (`train_act_peer`): ``act`` from scratch
     (at the architecture of a LeRobot prior when the audit has one, else at the peer's default
     size), ``lerobot_finetune`` from the LeRobot prior's weights."""
-    from locksmith.train.act_peer import train_act_peer
+    from locksmith.train.act_train import train_act_peer
     from locksmith.train.lerobot_checkpoint import is_lerobot_checkpoint
     from locksmith.train.lerobot_prior import load_lerobot_prior, read_architecture
 

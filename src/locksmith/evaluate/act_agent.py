@@ -26,6 +26,7 @@ from locksmith.evaluate.rollout import Agent
 from locksmith.policy import ACTION_SPACES
 from locksmith.policy.policy import STATS_FILE, CheckpointError
 from locksmith.sim.intent import intent_size
+from locksmith.train.act_inputs import COLOUR_DIM, COLOUR_ENCODING
 from locksmith.train.act_peer import MARKER_FILE, NAMED_DIM, NAMED_ENCODING, PEER_KIND, SPEC_FILE, ActPeer
 
 WEIGHTS_FILE = "model.safetensors"
@@ -72,7 +73,9 @@ def load_act_peer(directory: str | Path, robot: str | None = None) -> ActPeer:
     marker = _read_marker(directory)
     if robot is not None and marker["robot"] != robot:
         raise CheckpointError(f"{directory}: ACT peer checkpoint is for robot {marker['robot']!r}, not {robot!r}")
-    if not isinstance(marker.get("environment_state_dim"), int) or marker.get("named_entities") != NAMED_ENCODING:
+    pixels = marker.get("observation", "state") == "pixels"
+    encoding = COLOUR_ENCODING if pixels else NAMED_ENCODING
+    if not isinstance(marker.get("environment_state_dim"), int) or marker.get("named_entities") != encoding:
         raise CheckpointError(f"{directory / MARKER_FILE}: an ACT peer that does not read the task as this version "
                               "does (written before ACT was given the named cube and pad, "
                               "`act_peer.NAMED_ENCODING`): train it again")
@@ -99,6 +102,20 @@ def load_act_peer(directory: str | Path, robot: str | None = None) -> ActPeer:
     shapes = {k: tuple(f.shape) for k, f in {**config.input_features, **config.output_features}.items()}
     expected = {"observation.state": (spec.state_dim,), "action": (action_dim,),
                 "observation.environment_state": (marker["environment_state_dim"] + NAMED_DIM,)}
+    image_size = None
+    if pixels:  # a pixel ACT: the robot's first camera, square, and the task's colour columns
+        from locksmith.policy.vision import camera_feature
+
+        image_size = marker.get("image_size")
+        if not isinstance(image_size, int) or image_size < 1 or marker.get("camera") != camera_feature(spec):
+            raise CheckpointError(f"{directory / MARKER_FILE}: a pixel ACT names image_size {image_size!r} and "
+                                  f"camera {marker.get('camera')!r}; {spec.name!r} reads {camera_feature(spec)!r}")
+        expected.update({"observation.environment_state": (COLOUR_DIM,),
+                         camera_feature(spec): (3, image_size, image_size)})
+    extra = sorted(set(config.input_features) - set(expected))
+    if extra:
+        raise CheckpointError(f"{directory / CONFIG_FILE}: input_features {extra} are not what a "
+                              f"{'pixel' if pixels else 'state'} ACT peer reads ({', '.join(expected)})")
     for key, shape in expected.items():
         if shapes.get(key) != shape:
             raise CheckpointError(f"{directory / CONFIG_FILE}: {key!r} has shape {shapes.get(key)}, "
@@ -122,7 +139,7 @@ def load_act_peer(directory: str | Path, robot: str | None = None) -> ActPeer:
         raise CheckpointError(f"{directory / STATS_FILE}: cannot be read ({err})") from None
     if spec.name not in stats or "action" not in stats[spec.name]:
         raise CheckpointError(f"{directory / STATS_FILE}: no action stats for {spec.name!r}")
-    return ActPeer(policy, preprocessor, postprocessor, spec, stats, action_space)
+    return ActPeer(policy, preprocessor, postprocessor, spec, stats, action_space, image_size)
 
 
 class ACTAgent(Agent):

@@ -113,10 +113,13 @@ def load_policy(checkpoint: str | Path, robot: str):
 
 def env_options(policy) -> dict:
     """`TabletopEnv` keyword arguments a policy needs: rendered images at its size for a LeRobot
-    checkpoint that reads cameras and for a pixel policy of ours, none otherwise."""
+    checkpoint that reads cameras, a pixel ACT peer and a pixel policy of ours, none otherwise."""
     from locksmith.evaluate.lerobot_policy import LeRobotPolicy
+    from locksmith.train.act_peer import ActPeer
 
     if isinstance(policy, LeRobotPolicy) and policy.needs_images:
+        return {"render": True, "image_size": policy.image_size}
+    if isinstance(policy, ActPeer) and policy.image_size is not None:
         return {"render": True, "image_size": policy.image_size}
     config = getattr(policy, "config", None)
     if getattr(config, "pixels", False):

@@ -37,6 +37,10 @@ the small budget (384 columns constant per text give ACT another way to fit the 
 and gained nothing at 120 demos, and alone it never generalized; dropping it also keeps the
 sentence encoder out of the ACT arm. The price: on free-form text that `named_entities` cannot
 parse, ACT is task-blind (our policy still reads the words), and training logs a warning.
+
+A pixel ACT (the audit's ACT beside a pixel prior) never reads the scene state: its ``ENV``
+columns are `named_colours`, the colours of the named cube and pad read off the text alone, and
+where they are is for its vision backbone to find, as our pixel policy must.
 """
 
 from __future__ import annotations
@@ -45,7 +49,16 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from locksmith.data.targets import N_OBJECTS, N_PADS, OBJECT_FIELDS, PAD_FIELDS, named_entity_indices, named_one_hot
+from locksmith.data.targets import (
+    N_OBJECTS,
+    N_PADS,
+    OBJECT_FIELDS,
+    PAD_FIELDS,
+    named_entity_indices,
+    named_one_hot,
+    parse_named_colours,
+)
+from locksmith.sim.scene import COLOURS
 
 NAMED_KEY = "observation.named_entities"
 """The stats key of the named-entity columns (ACT's ENV input is ``environment_state ⊕ named_features``)."""
@@ -84,4 +97,44 @@ def feature_stats(x: np.ndarray) -> dict[str, np.ndarray]:
     return {"mean": x.mean(0), "std": x.std(0), "min": x.min(0), "max": x.max(0)}
 
 
-__all__ = ["NAMED_DIM", "NAMED_ENCODING", "NAMED_KEY", "feature_stats", "named_features"]
+COLOUR_NAMES = tuple(COLOURS)
+COLOUR_DIM = 2 * len(COLOUR_NAMES)
+"""Width of `named_colours`: one-hot of the named cube's colour, then of the named pad's."""
+COLOUR_ENCODING = {"source": "locksmith.data.targets.parse_named_colours", "dim": COLOUR_DIM,
+                   "columns": [f"cube.{c}" for c in COLOUR_NAMES] + [f"pad.{c}" for c in COLOUR_NAMES]}
+"""Recorded in a pixel ACT's marker: what its task columns hold."""
+
+
+def named_colours(instructions: Sequence[str]) -> np.ndarray:
+    """The task as a pixel ACT reads it: (N, COLOUR_DIM) float32, one-hot of the colour of the
+    cube and of the pad each text names (`parse_named_colours`), zero where it names none. The
+    text alone: no scene state."""
+    if isinstance(instructions, str):
+        raise TypeError("instructions must be a sequence of texts, one per frame, not one str")
+    out = np.zeros((len(instructions), COLOUR_DIM), dtype=np.float32)
+    texts = np.asarray(instructions, dtype=object)
+    for text in set(instructions):
+        rows = np.flatnonzero(texts == text)
+        for offset, colour in zip((0, len(COLOUR_NAMES)), parse_named_colours(text), strict=True):
+            if colour is not None:
+                out[rows, offset + COLOUR_NAMES.index(colour)] = 1.0
+    return out
+
+
+def image_stats(images: np.ndarray, batch: int = 4096) -> dict[str, np.ndarray]:
+    """Per-channel mean/std/min/max of (N, H, W, 3) uint8 images in [0, 1], each (3, 1, 1), the
+    shape lerobot's normalizer broadcasts over a (B, 3, H, W) image."""
+    total, squares, n = np.zeros(3), np.zeros(3), 0
+    for i in range(0, len(images), batch):
+        x = np.asarray(images[i:i + batch], dtype=np.float64).reshape(-1, 3) / 255.0
+        total += x.sum(0)
+        squares += (x * x).sum(0)
+        n += len(x)
+    mean = total / max(n, 1)
+    std = np.sqrt(np.maximum(squares / max(n, 1) - mean * mean, 0.0))
+    shape = (3, 1, 1)
+    return {"mean": mean.reshape(shape), "std": std.reshape(shape), "min": np.zeros(shape), "max": np.ones(shape)}
+
+
+__all__ = ["COLOUR_DIM", "COLOUR_ENCODING", "NAMED_DIM", "NAMED_ENCODING", "NAMED_KEY", "feature_stats",
+           "image_stats", "named_colours", "named_features"]

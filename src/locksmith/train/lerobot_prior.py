@@ -17,7 +17,7 @@ to the new robot, and everything else starts from the checkpoint.
 
 The new robot's ACT reads what the audit's ACT peer reads (`locksmith.train.act_inputs`: state,
 the scene, the named cube and pad), is normalized by the new robot's demos through lerobot's
-processors, and trains through `locksmith.train.act_peer.train_act_peer` with the audit's one
+processors, and trains through `locksmith.train.act_train.train_act_peer` with the audit's one
 training recipe; the checkpoint's own processors, optimizer preset and normalization are not
 used. The architecture (`LeRobotPrior.architecture`: sizes, chunk and re-planning horizon) is
 the checkpoint's, so the ``act`` arm of the same audit trains this very architecture from random
