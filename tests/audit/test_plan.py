@@ -243,8 +243,9 @@ def test_an_intent_prior_is_its_own_cache_entry_and_a_native_one_keeps_its_key()
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
     native, intent = PriorSection(), PriorSection(action_space="intent")
-    assert native.cache_key() == key_before(native, {"action_space", "intent_features", "demo_start_jitter"})
-    assert intent.cache_key() == key_before(intent, {"intent_features", "demo_start_jitter"})  # intent priors cached before it, too
+    pixels = {"observation", "image_size"}
+    assert native.cache_key() == key_before(native, {"action_space", "intent_features", "demo_start_jitter", *pixels})
+    assert intent.cache_key() == key_before(intent, {"intent_features", "demo_start_jitter", *pixels})  # intent priors cached before it, too
     relative = PriorSection(action_space="intent", intent_features="relative")
     assert len({native.cache_key(), intent.cache_key(), relative.cache_key()}) == 3
     assert relative.policy_fields() == {"action_space": "intent", "intent_features": "relative"}
@@ -267,6 +268,37 @@ def test_the_plain_head_scratch_arm_runs_only_beside_an_intent_prior(tmp_path):
             check_prior(parse_plan(plan), "plan.yaml")
     intent = {**both, "prior": {"robots": ["panda"], "tasks": ["reach"], "action_space": "intent"}}
     assert check_prior(parse_plan(intent), "plan.yaml").prior is None  # built later, by the plan
+
+
+def test_a_pixel_plan_gives_its_pretraining_stage_its_observation_and_refuses_what_it_cannot_run():
+    """``observation`` is the plan's: a pretraining stage sees what the arms see (and its cache key
+    says so, a state prior's staying as it was); a contrary prior.observation, a dataset target,
+    ACT on an intent decoder and the published (state) prior are refused before any work."""
+    from locksmith.audit.prior_section import PriorSection
+    from locksmith.audit.priors import check_prior
+
+    stage = {"robots": ["panda"], "tasks": ["reach"]}
+    pixels = parse_plan({**BASE, "observation": "pixels", "prior": stage})
+    assert pixels.prior.observation == "pixels"
+    assert pixels.prior.policy_fields() == {"observation": "pixels"}
+    state = parse_plan({**BASE, "prior": stage})
+    assert state.prior.cache_key() == PriorSection(**stage).cache_key() != pixels.prior.cache_key()
+    assert parse_plan({**BASE, "observation": "pixels", "prior": {**stage, "image_size": 32}}).prior.cache_key() \
+        != pixels.prior.cache_key()
+    with pytest.raises(PlanError, match="prior.observation 'pixels' differs from the plan's observation 'state'"):
+        parse_plan({**BASE, "prior": {**stage, "observation": "pixels"}})
+    with pytest.raises(PlanError, match="multiple of 16"):
+        parse_plan({**BASE, "observation": "pixels", "prior": {**stage, "image_size": 40}})
+    with pytest.raises(PlanError, match="a pixel audit scores closed loop only"):
+        parse_plan({**BASE, "observation": "pixels", "targets": [{"dataset": "d", "spec": "s.yaml",
+                                                                  "threshold": {"absolute": 0.1}}]})
+    with pytest.raises(PlanError, match="act_and_intent"):
+        parse_plan({**BASE, "observation": "pixels", "peer_baseline": "act_and_intent"})
+    with pytest.raises(PlanError, match="pixels' with action_space 'intent'"):
+        parse_plan({**BASE, "observation": "pixels", "prior": {**stage, "action_space": "intent"}})
+    with pytest.raises(PlanError, match="plan.yaml: observation: the plan's arms see 'pixels', but the published"):
+        check_prior(parse_plan({**BASE, "observation": "pixels"}), "plan.yaml")
+    assert check_prior(pixels, "plan.yaml").prior is None  # built later, by the plan
 
 
 def test_a_recipe_for_pixel_priors_is_refused_beside_a_state_prior(tmp_path, capsys):

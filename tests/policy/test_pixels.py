@@ -100,9 +100,10 @@ def test_pixel_options_are_checked_and_a_state_policy_is_written_as_before():
         PolicyConfig(embodiments=emb, observation="depth")
 
 
-def test_pretrain_records_the_pool_with_its_camera_for_a_pixel_prior_and_the_audit_refuses_it(tmp_path, capsys):
+def test_pretrain_records_the_pool_with_its_camera_for_a_pixel_prior_and_a_state_plan_refuses_it(tmp_path, capsys):
     """`locksmith pretrain --observation pixels` records the demos with the camera at the policy's
-    size and trains on them; a transfer plan naming that prior is refused before any work."""
+    size and trains on them; a transfer plan naming that prior but not ``observation: pixels`` is
+    refused before any work."""
     import yaml
 
     from locksmith.cli import main
@@ -121,7 +122,7 @@ def test_pretrain_records_the_pool_with_its_camera_for_a_pixel_prior_and_the_aud
     capsys.readouterr()
     assert main(["audit", str(plan), "--out", str(tmp_path / "audit")]) == 2
     err = capsys.readouterr().err
-    assert "prior.checkpoint" in err and "reads camera pixels" in err, err
+    assert "observation: the plan's arms see 'state'" in err and "reads 'pixels'" in err, err
     assert not (tmp_path / "audit").exists()
 
 

@@ -38,7 +38,7 @@ import numpy as np
 
 from locksmith.atomic import write_file_atomic
 from locksmith.audit.schema import AuditResult, PanelRecord, TargetResult
-from locksmith.evaluate.evaluator import load_policy, make_agent, make_shield, shield_filter
+from locksmith.evaluate.evaluator import env_options, load_policy, make_agent, make_shield, shield_filter
 from locksmith.evaluate.failures import EpisodeWatcher
 from locksmith.evaluate.rollout import rollout
 
@@ -123,8 +123,9 @@ def replay_episodes(checkpoint: str | Path, robot: str, task: str, episode_keys:
         out: dict[str, Replay] = {}
         for name, seeds_here in wanted.items():
             order = slice_seeds[name]
-            envs = [TabletopEnv(robot, task, slice_name=name, image_size=size)
-                    for _ in range(min(EVAL_BATCH, len(order)))]
+            # a policy that reads pixels sees them at its own size, as in its evaluation (the clip too)
+            options = {"image_size": size, **env_options(policy)}
+            envs = [TabletopEnv(robot, task, slice_name=name, **options) for _ in range(min(EVAL_BATCH, len(order)))]
             stride = max(math.ceil(envs[0].spec_.control_rate_hz / fps), math.ceil(envs[0].horizon / (max_frames - 1)))
             try:
                 for first in sorted({order.index(s) // EVAL_BATCH * EVAL_BATCH for s in seeds_here}):

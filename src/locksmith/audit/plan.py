@@ -167,6 +167,12 @@ class TransferPlan(Model):
     # intent prior, whose scratch arm shares the intent decoder, the baseline is then the strongest
     # of every from-scratch arm, so a gain measures the prior and not the decoder
     scratch_architectures: Literal["prior", "prior_and_native"] = "prior"
+    # what every arm sees of the scene: the privileged scene state (every cube's and pad's pose,
+    # size and colour), or the pixels of the robot's first camera, as a real robot has them: the
+    # prior then reads pixels (a pretraining stage is given this observation), the targets are
+    # recorded with the camera at the prior's image size, scratch trains that architecture and
+    # LeRobot's ACT reads the same camera through its own backbone (`train.act_peer`)
+    observation: Literal["state", "pixels"] = "state"
     budgets: tuple[int, ...] = Field(max_length=MAX_LIST)
     seeds: tuple[int, ...] = Field((0, 1, 2), max_length=MAX_LIST)
     evaluation: Evaluation = Evaluation()
@@ -178,6 +184,24 @@ class TransferPlan(Model):
     shared: tuple[str, ...] = ()
     local: tuple[str, ...] = ()
     claim: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _prior_sees_as_the_plan(cls, data: object) -> object:
+        """A pretraining stage pretrains a prior that sees what the plan's arms see."""
+        if not isinstance(data, dict):
+            return data
+        section = data.get("prior")
+        if isinstance(section, PriorSection):
+            section = section.model_dump(exclude_unset=True)
+        if not isinstance(section, dict) or section.get("checkpoint") is not None:
+            return data
+        observation = data.get("observation", "state")
+        given = section.get("observation", observation)
+        if given != observation:
+            raise ValueError(f"prior.observation {given!r} differs from the plan's observation {observation!r}; the "
+                             f"plan's field decides what every arm sees (set observation: {given})")
+        return {**data, "prior": {**section, "observation": observation}}
 
     @field_validator("recipes")
     @classmethod
@@ -242,6 +266,12 @@ class TransferPlan(Model):
             raise ValueError(f"target names must be unique, got {labels}")
         for t in self.targets:
             th = t.threshold or self.threshold
+            if self.observation == "pixels" and t.source == "dataset":
+                raise ValueError(f"target {t.label()!r} is a dataset, and a pixel audit scores closed loop only so "
+                                 "far (no offline metric for pixel policies yet): give a robot, or observation: state")
+            if self.peer_baseline == "act_and_intent" and self.observation == "pixels":
+                raise ValueError("peer_baseline: act_and_intent is ACT on an intent prior's decoder, and a pixel "
+                                 "prior predicts each robot's command (observation: pixels needs action_space native)")
             if self.peer_baseline == "act_and_intent" and t.metric != "success":
                 raise ValueError(f"target {t.label()!r} has no simulator, and peer_baseline: act_and_intent's ACT "
                                  "acts through the robot's intent decoder, closed loop only: use peer_baseline: act")

@@ -12,7 +12,15 @@ from pydantic import Field, field_validator, model_validator
 from locksmith.audit.training_rule import MAX_BATCH, MAX_BUDGET, MAX_EPISODES, MAX_STEPS, Model, check_known
 from locksmith.data.record import DEFAULT_DEMO_NOISE
 from locksmith.embodiment.registry import known_robots
-from locksmith.policy import ACTION_SPACES, INTENT_FEATURES, OMITTED_WHEN_DEFAULT, omit_defaults
+from locksmith.policy import (
+    ACTION_SPACES,
+    DEFAULT_IMAGE_SIZE,
+    INTENT_FEATURES,
+    OBSERVATIONS,
+    OMITTED_WHEN_DEFAULT,
+    check_image_size,
+    omit_defaults,
+)
 from locksmith.sim.tasks import TASKS
 from locksmith.train import defaults
 
@@ -45,6 +53,19 @@ class PriorSection(Model):
     trunk: dict[str, int] = {}  # trunk sizes that differ from the policy's defaults (d_model, n_layers, ...)
     action_space: str = "native"  # what the trunk predicts: each robot's command, or shared intent (policy.intent)
     intent_features: str = "absolute"  # what an intent trunk reads of the scene (policy.INTENT_FEATURES)
+    # what the prior sees of the scene (policy.OBSERVATIONS): set from the plan's `observation`
+    observation: str = "state"
+    image_size: int = DEFAULT_IMAGE_SIZE  # px, a pixel prior's square camera (`policy.check_image_size`)
+
+    @field_validator("observation")
+    @classmethod
+    def _observation(cls, v: str) -> str:
+        return check_known("observation", v, OBSERVATIONS)
+
+    @field_validator("image_size")
+    @classmethod
+    def _image_size(cls, v: int) -> int:
+        return check_image_size(v)
 
     @field_validator("action_space")
     @classmethod
@@ -106,6 +127,9 @@ class PriorSection(Model):
     def _features_need_intent(self) -> PriorSection:
         if self.intent_features != "absolute" and self.action_space != "intent":
             raise ValueError(f"intent_features {self.intent_features!r} needs action_space: intent")
+        if self.observation == "pixels" and self.action_space == "intent":
+            raise ValueError("observation 'pixels' with action_space 'intent' is not built yet: an intent "
+                             "policy's shared stem reads the scene state")
         return self
 
     def policy_fields(self) -> dict[str, str]:

@@ -95,6 +95,9 @@ def check_recipes_fit_prior(plan: TransferPlan, kind: PriorKind, source: str) ->
         PlanError: one line naming ``source`` (the plan file) and the field.
     """
     if kind == "lerobot":
+        if plan.observation == "pixels":
+            raise PlanError(f"{source}: observation: 'pixels' with a LeRobot prior (prior.checkpoint "
+                            f"{plan.prior.checkpoint}) is not built: its ACT is fine-tuned on the scene state")
         ours = [r for r in plan.recipes if r not in LEROBOT_ARMS]
         if ours:
             raise PlanError(f"{source}: recipes: {ours[0]!r} is a key of locksmith's own policy, but prior.checkpoint "
@@ -113,9 +116,9 @@ def check_recipes_fit_prior(plan: TransferPlan, kind: PriorKind, source: str) ->
                         f"{', '.join(r for r in RECIPES if r != 'scratch')}, or give a LeRobot checkpoint as "
                         "prior.checkpoint")
     pixel_only = [r for r in plan.recipes if RECIPES[r].freeze_vision]
-    if pixel_only:  # the audit runs state priors only (`check_prior`)
-        raise PlanError(f"{source}: recipes: {pixel_only[0]!r} freezes a pixel prior's vision encoder, and the "
-                        "audit runs priors that read the scene state, which have none")
+    if pixel_only and plan.observation != "pixels":
+        raise PlanError(f"{source}: recipes: {pixel_only[0]!r} freezes a pixel prior's vision encoder, and this "
+                        "plan's prior reads the scene state, which has none (observation: pixels for a pixel prior)")
 
 
 def prior_kind(plan: TransferPlan) -> PriorKind:
@@ -176,9 +179,13 @@ def check_prior(plan: TransferPlan, source: str) -> CheckedPrior:
         where = "prior.checkpoint" if section is not None and kind == "locksmith" else "the published prior"
         raise PlanError(f"{source}: {where}: {err}") from None
     _check_native_twin(plan, kind, checked.prior.config.intent, source)
-    if checked.prior.config.pixels:  # its targets' pools, scratch arms and ACT would all need cameras
-        raise PlanError(f"{source}: prior.checkpoint: {prior_dir} reads camera pixels (observation 'pixels'); the "
-                        "audit runs priors that read the scene state only, so far")
+    sees = checked.prior.config.observation
+    if kind == "locksmith" and sees != plan.observation:  # the data, scratch and ACT all follow the plan's field
+        where = f"prior.checkpoint {prior_dir}" if section is not None else f"the published prior ({prior_dir})"
+        hint = ("name a pixel prior as prior.checkpoint, or give a prior: section to pretrain one"
+                if plan.observation == "pixels" else "set observation: pixels")
+        raise PlanError(f"{source}: observation: the plan's arms see {plan.observation!r}, but {where} reads "
+                        f"{sees!r}; {hint}")
     return checked
 
 
@@ -199,7 +206,7 @@ def ensure_prior(plan: TransferPlan, out: Path, progress: bool = True) -> tuple[
     from locksmith.policy.policy import CheckpointError
     from locksmith.priors import cache_dir, shipped_prior, shipped_record
     from locksmith.train.loop import TrainConfig
-    from locksmith.train.prior import PRETRAIN_RECORD, PriorRecipe, build_prior
+    from locksmith.train.prior import PRETRAIN_RECORD, PriorRecipe, build_prior, recipe_trunk
 
     section = plan.prior
     if section is None:
@@ -232,7 +239,7 @@ def ensure_prior(plan: TransferPlan, out: Path, progress: bool = True) -> tuple[
         recipe = PriorRecipe(robots=section.robots, tasks=section.tasks, demos_per_robot=section.demos_per_robot,
                              weights=section.weights, temperature=section.temperature,
                              demo_noise=section.demo_noise, demo_start_jitter=section.demo_start_jitter,
-                             trunk={**section.trunk, **section.policy_fields()})
+                             trunk=recipe_trunk({**section.trunk, **section.policy_fields()}))
         config = TrainConfig(steps=section.steps, batch_size=section.batch_size, lr=section.lr, seed=section.seed,
                              checkpoint_every=max(50, section.steps // 10))
         log.info("pretraining the prior into %s", stage)
@@ -296,8 +303,10 @@ class ArmSources:
         return self.weights_digest
 
 
-def arm_sources(prior_dir: Path, prior_info: dict, architecture_dir: Path) -> ArmSources:
-    """The sources of every arm, from `ensure_prior`'s folder and record and scratch's architecture."""
+def arm_sources(prior_dir: Path, prior_info: dict, architecture_dir: Path,
+                image_size: int | None = None) -> ArmSources:
+    """The sources of every arm, from `ensure_prior`'s folder and record and scratch's architecture;
+    ``image_size``: a pixel prior's, at which ACT reads the same camera (its own key)."""
     weights = "weights:" + prior_info["weights_sha256"][:16]
     if prior_info.get("kind") == "lerobot":
         return ArmSources("lerobot", Path(prior_dir), Path(architecture_dir), weights,
@@ -306,7 +315,7 @@ def arm_sources(prior_dir: Path, prior_info: dict, architecture_dir: Path) -> Ar
 
     # ACT from scratch beside our prior reads nothing of it: its runs are the same for every prior
     return ArmSources("locksmith", Path(prior_dir), Path(prior_dir), weights, prior_architecture(prior_dir),
-                      default_architecture_digest())
+                      default_architecture_digest(image_size))
 
 
 def earlier_act_digest(old: str, new: str) -> bool:

@@ -102,6 +102,9 @@ def _run_blocks(audit: AuditResult) -> list[Block]:
             ["prior robots", ", ".join(prior.robots) or "n/a"],
             ["prior tasks", ", ".join(prior.tasks) or "n/a"],
             ["pretraining", pretraining],
+            ["observation", "scene state (privileged: every cube's and pad's pose, size and colour)"
+             if prior.image_size is None else f"pixels: each robot's first camera at {prior.image_size} px, for "
+             "every arm (ACT through its own ResNet-18); never the scene state"],
             *([["scratch architecture", f"{prior.scratch_architecture} (our policy beside the LeRobot prior)"]]
               if prior.scratch_architecture else []),
             ["plan file", audit.plan_file or "none (embedded default)"]]

@@ -80,7 +80,7 @@ def _run_spec(plan: TransferPlan, t: ResolvedTarget, arm: str, budget: int, seed
         eval_block=plan.evaluation.seed_block, holdout_fraction=plan.evaluation.holdout_fraction, run_dir="",
         spec_path=None if t.spec_path is None else str(t.spec_path), spec_digest=t.spec_digest,
         action_scale=t.action_scale, expert_version=EXPERT_VERSION if t.section.source == "sim" else 0,
-        purpose=purpose)
+        purpose=purpose, image_size=t.image_size)
     folder = out / "runs" / t.label / arm
     name = f"n{int(budget):04d}_s{int(seed)}-{spec.key[:10]}"
     run_dir = folder / "tune" / f"lr{lr:g}_{name}" if tune else folder / name
@@ -262,7 +262,9 @@ def run_audit(plan: TransferPlan, out: str | Path, plan_file: str | None = None,
             targets.append(checked.targets[i])
         else:  # its compatibility check had to wait for the plan's own prior
             targets.append(resolve_dataset_target(plan, i, t, checked.demos[i], prior, architecture_dir))
-    sources = arm_sources(prior_dir, prior_info, architecture_dir)
+    image_size = prior.config.image_size if prior.config.pixels else None
+    prior_info = {**prior_info, "image_size": image_size}
+    sources = arm_sources(prior_dir, prior_info, architecture_dir, image_size)
     tune = tuning_specs(plan, targets, sources, out)
     tuned = run_sweep(tune, workers=workers, ray_address=ray_address, progress=progress, desc="tuning runs")
     tuning = choose_learning_rates(plan, targets, tuned)

@@ -67,6 +67,8 @@ class PriorRecord(Record):
 
     ``kind`` is ``lerobot`` for a LeRobot policy's checkpoint (`locksmith.audit.priors`); then
     ``scratch_architecture`` names our policy whose architecture the scratch arm trains.
+    ``image_size`` is a pixel prior's (the plan's ``observation: pixels``): every arm read the
+    robot's first camera at that size; None: the scene state.
     """
 
     checkpoint: str
@@ -78,6 +80,7 @@ class PriorRecord(Record):
     robots: tuple[str, ...] = ()
     tasks: tuple[str, ...] = ()
     weights_sha256: str | None = None
+    image_size: int | None = None
 
     @classmethod
     def from_info(cls, info: dict) -> PriorRecord:
@@ -86,7 +89,7 @@ class PriorRecord(Record):
                    source=str(info.get("source", "checkpoint")), kind=info.get("kind", "locksmith"),
                    scratch_architecture=info.get("scratch_architecture"), pretrain_seconds=info.get("pretrain_seconds"),
                    robots=tuple(info.get("robots") or ()), tasks=tuple(info.get("tasks") or ()),
-                   weights_sha256=info.get("weights_sha256"))
+                   weights_sha256=info.get("weights_sha256"), image_size=info.get("image_size"))
 
 
 class TuningRecord(Record):

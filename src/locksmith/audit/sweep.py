@@ -86,6 +86,7 @@ class RunSpec:
     expert_version: int = 0
     purpose: str = "report"  # report | tune
     threads: int = 1
+    image_size: int | None = None  # a pixel audit: every arm reads the robot's first camera at this size
 
     @property
     def settings(self) -> dict:
@@ -97,6 +98,8 @@ class RunSpec:
             data[key] = list(data[key])
         if data["action_scale"] is not None:
             data["action_scale"] = list(data["action_scale"])
+        if data["image_size"] is None:  # the scene state: keyed as before pixels existed
+            data.pop("image_size")
         return data
 
     @property
@@ -173,7 +176,7 @@ def _train(spec: RunSpec, work: Path) -> tuple[Path, dict, list[dict]]:
     from locksmith.train.adapt import adapt
     from locksmith.train.loop import TrainConfig
 
-    data = load_demonstrations(spec.dataset, spec.spec_path)
+    data = load_demonstrations(spec.dataset, spec.spec_path, images=spec.image_size is not None)
     config = TrainConfig(steps=spec.steps, batch_size=spec.batch_size, lr=spec.lr, seed=spec.seed,
                          weight_decay=spec.weight_decay, warmup_steps=spec.warmup_steps,
                          grad_clip=spec.grad_clip, schedule=spec.schedule, checkpoint_every=spec.steps)
@@ -212,6 +215,8 @@ def _train_act(spec: RunSpec, data, config, work: Path) -> tuple[Path, dict, lis
     subset = data.subset(list(spec.demo_episodes))
     if spec.arm == "act_intent":  # ACT on intent, acting through the robot's decoder
         options["action_space"] = "intent"
+    if spec.image_size is not None:  # ACT reads the camera our pixel arms read
+        options["image_size"] = spec.image_size
     record = train_act_peer(subset, work / "act", config=config, checkpoint_steps=spec.checkpoint_steps,
                             progress=False, **options)
     record = {**record, "demos": len(spec.demo_episodes), "frames": subset.num_frames}

@@ -25,6 +25,8 @@ class ResolvedTarget:
         action_scale: (A,) offline targets: the one absolute-action scale every arm is scored in.
         recording_seconds: what recording the target's demo pool took (from the dataset's meta;
             None for a dataset target or a pool recorded before the field).
+        image_size: a pixel audit's: its demos hold the robot's first camera at this size, which
+            every arm reads (the prior's `PolicyConfig.image_size`); None: the scene state.
     """
 
     label: str
@@ -42,6 +44,7 @@ class ResolvedTarget:
     eval_seeds: tuple[int, ...] = ()
     action_scale: tuple[float, ...] | None = None
     recording_seconds: float | None = None
+    image_size: int | None = None
 
 
 DEMO_COPIES = 3  # a robot's frames are held about three times over (arrays, a subset, the sampler's chunks)
@@ -172,7 +175,8 @@ def _spec_digest(spec) -> str:
 def resolve_sim_target(plan: TransferPlan, target: TargetSection, prior, prior_dir: Path,
                         out: Path) -> ResolvedTarget:
     """A bundled (or registered) robot with its simulator: its demos recorded into the audit
-    folder (`TransferPlan.pool_size`), its evaluation seeds and its threshold."""
+    folder (`TransferPlan.pool_size`; with the camera at a pixel prior's size), its evaluation
+    seeds and its threshold."""
     from locksmith.evaluate.rollout import evaluation_seeds
     from locksmith.train.compat import check_compatibility
     from locksmith.train.prior import ensure_demos
@@ -180,7 +184,8 @@ def resolve_sim_target(plan: TransferPlan, target: TargetSection, prior, prior_d
     label = target.label()
     pool = plan.pool_size()
     dataset = out / "data" / f"{target.robot}_{target.task}"
-    demos = ensure_demos(target.robot, target.task, pool, dataset)
+    image_size = prior.config.image_size if prior.config.pixels else None
+    demos = ensure_demos(target.robot, target.task, pool, dataset, image_size=image_size)
     spec_path = None if target.spec is None else Path(target.spec)
     report = check_compatibility(prior, prior_dir, dataset, spec_path)
     if not report.ok:
@@ -196,7 +201,7 @@ def resolve_sim_target(plan: TransferPlan, target: TargetSection, prior, prior_d
     return ResolvedTarget(label, target, demos.spec.name, target.task, dataset, tuple(range(pool)), float(value),
                           rule, demos.fingerprint, expert, spec_path, _spec_digest(demos.spec),
                           tuple(evaluation_seeds(plan.evaluation.episodes, plan.evaluation.seed_block)), None,
-                          demos.meta.get("recording_seconds"))
+                          demos.meta.get("recording_seconds"), image_size)
 
 
 def _expert_success(plan: TransferPlan, target: TargetSection, path: Path) -> dict:

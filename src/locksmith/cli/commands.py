@@ -16,7 +16,6 @@ from locksmith.cli.args import (
     _check_out_folder,
     _check_robots_and_tasks,
 )
-from locksmith.policy import omit_defaults
 from locksmith.train import defaults
 
 
@@ -111,7 +110,7 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
     from locksmith.data.loading import DatasetError
     from locksmith.data.record import RecordError
     from locksmith.train.loop import TrainConfig
-    from locksmith.train.prior import PriorRecipe, build_prior, tuning_task
+    from locksmith.train.prior import PriorRecipe, build_prior, recipe_trunk, tuning_task
 
     robots, tasks = _split(args.robots), _split(args.tasks)
     _check_robots_and_tasks(robots, tasks, plural=True)
@@ -150,10 +149,8 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
                  if v is not None}  # the rest: PriorRecipe's defaults
         if args.intent_features != "absolute" and args.action_space != "intent":
             raise BadInput(f"--intent-features {args.intent_features} needs --action-space intent")
-        trunk = omit_defaults({"action_space": args.action_space, "intent_features": args.intent_features,
-                               "observation": args.observation, "image_size": args.image_size})
-        if args.observation == "pixels":  # no object and pad tokens for the grounding head to read
-            trunk["grounding_weight"] = 0.0
+        trunk = recipe_trunk({"action_space": args.action_space, "intent_features": args.intent_features,
+                              "observation": args.observation, "image_size": args.image_size})
         recipe = PriorRecipe(robots=tuple(robots), tasks=tuple(tasks), weights=weights,
                              temperature=args.temperature, trunk=trunk, **given)
         if args.tune_episodes > 0:

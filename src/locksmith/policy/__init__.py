@@ -15,6 +15,15 @@ INTENT_FEATURES = ("absolute", "relative")
 # (`locksmith.policy.vision`), which a real robot has.
 OBSERVATIONS = ("state", "pixels")
 DEFAULT_IMAGE_SIZE = 64  # px, square: what a pixel policy's camera is rendered and recorded at
+IMAGE_SIZES = (16, 512, 16)  # a pixel policy's image size: at least, at most, a multiple of (the encoder's stride)
+
+
+def check_image_size(size: int) -> int:
+    """``size`` when a pixel policy can read square images of it, else ValueError saying why."""
+    low, high, stride = IMAGE_SIZES
+    if not low <= size <= high or size % stride:
+        raise ValueError(f"image_size={size} must be a multiple of {stride} between {low} and {high}")
+    return size
 
 # PolicyConfig fields added after checkpoints were published, left out of a config's JSON (and of
 # a plan's prior key) while at their default, so that a policy which does not use them is written

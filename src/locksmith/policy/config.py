@@ -6,7 +6,14 @@ import json
 from dataclasses import asdict, dataclass, field, replace
 
 from locksmith.embodiment.spec import EmbodimentSpec
-from locksmith.policy import ACTION_SPACES, DEFAULT_IMAGE_SIZE, INTENT_FEATURES, OBSERVATIONS, omit_defaults
+from locksmith.policy import (
+    ACTION_SPACES,
+    DEFAULT_IMAGE_SIZE,
+    INTENT_FEATURES,
+    OBSERVATIONS,
+    check_image_size,
+    omit_defaults,
+)
 from locksmith.sim.scene import N_OBJECTS, N_PADS
 
 CONFIG_VERSION = 1
@@ -149,8 +156,7 @@ class PolicyConfig:
         if self.pixels and self.grounding_weight > 0:
             raise ValueError("observation 'pixels' has no object and pad tokens for the grounding head: give "
                              "grounding_weight 0")
-        if not 16 <= self.image_size <= 512 or self.image_size % 16:
-            raise ValueError(f"image_size={self.image_size} must be a multiple of 16 between 16 and 512")
+        check_image_size(self.image_size)
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout={self.dropout} must be in [0, 1)")
         names = [e.name for e in self.embodiments]

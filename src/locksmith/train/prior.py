@@ -37,7 +37,7 @@ from locksmith.data.record import (
     record_demos,
     recorded_start_jitter,
 )
-from locksmith.policy import DEFAULT_IMAGE_SIZE
+from locksmith.policy import DEFAULT_IMAGE_SIZE, omit_defaults
 from locksmith.sim.cameras import IMAGE_PREFIX
 from locksmith.train.defaults import (
     DEMO_START_JITTER,
@@ -55,6 +55,16 @@ from locksmith.train.loop import TrainConfig
 from locksmith.train.pretrain import pretrain
 
 log = logging.getLogger(__name__)
+
+
+def recipe_trunk(fields: dict) -> dict:
+    """A pretraining recipe's ``trunk`` from PolicyConfig fields: those at their default left out
+    (`omit_defaults`), and a pixel policy's ``grounding_weight`` 0 unless given (it has no object
+    and pad tokens for the grounding head to read)."""
+    trunk = omit_defaults(dict(fields))
+    if trunk.get("observation") == "pixels":
+        trunk.setdefault("grounding_weight", 0.0)
+    return trunk
 
 
 @dataclass(frozen=True)
