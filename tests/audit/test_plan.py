@@ -272,8 +272,8 @@ def test_the_plain_head_scratch_arm_runs_only_beside_an_intent_prior(tmp_path):
 
 def test_a_pixel_plan_gives_its_pretraining_stage_its_observation_and_refuses_what_it_cannot_run():
     """``observation`` is the plan's: a pretraining stage sees what the arms see (and its cache key
-    says so, a state prior's staying as it was); a contrary prior.observation, a dataset target,
-    ACT on an intent decoder and the published (state) prior are refused before any work."""
+    says so, a state prior's staying as it was); a contrary prior.observation, ACT on an intent
+    decoder and the published (state) prior are refused before any work."""
     from locksmith.audit.prior_section import PriorSection
     from locksmith.audit.priors import check_prior
 
@@ -289,9 +289,6 @@ def test_a_pixel_plan_gives_its_pretraining_stage_its_observation_and_refuses_wh
         parse_plan({**BASE, "prior": {**stage, "observation": "pixels"}})
     with pytest.raises(PlanError, match="multiple of 16"):
         parse_plan({**BASE, "observation": "pixels", "prior": {**stage, "image_size": 40}})
-    with pytest.raises(PlanError, match="a pixel audit scores closed loop only"):
-        parse_plan({**BASE, "observation": "pixels", "targets": [{"dataset": "d", "spec": "s.yaml",
-                                                                  "threshold": {"absolute": 0.1}}]})
     with pytest.raises(PlanError, match="act_and_intent"):
         parse_plan({**BASE, "observation": "pixels", "peer_baseline": "act_and_intent"})
     with pytest.raises(PlanError, match="pixels' with action_space 'intent'"):

@@ -266,9 +266,6 @@ class TransferPlan(Model):
             raise ValueError(f"target names must be unique, got {labels}")
         for t in self.targets:
             th = t.threshold or self.threshold
-            if self.observation == "pixels" and t.source == "dataset":
-                raise ValueError(f"target {t.label()!r} is a dataset, and a pixel audit scores closed loop only so "
-                                 "far (no offline metric for pixel policies yet): give a robot, or observation: state")
             if self.peer_baseline == "act_and_intent" and self.observation == "pixels":
                 raise ValueError("peer_baseline: act_and_intent is ACT on an intent prior's decoder, and a pixel "
                                  "prior predicts each robot's command (observation: pixels needs action_space native)")

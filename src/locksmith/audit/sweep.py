@@ -176,7 +176,8 @@ def _train(spec: RunSpec, work: Path) -> tuple[Path, dict, list[dict]]:
     from locksmith.train.adapt import adapt
     from locksmith.train.loop import TrainConfig
 
-    data = load_demonstrations(spec.dataset, spec.spec_path, images=spec.image_size is not None)
+    data = load_demonstrations(spec.dataset, spec.spec_path, images=spec.image_size is not None,
+                               image_size=spec.image_size)
     config = TrainConfig(steps=spec.steps, batch_size=spec.batch_size, lr=spec.lr, seed=spec.seed,
                          weight_decay=spec.weight_decay, warmup_steps=spec.warmup_steps,
                          grad_clip=spec.grad_clip, schedule=spec.schedule, checkpoint_every=spec.steps)

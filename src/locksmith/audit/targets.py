@@ -165,7 +165,8 @@ def resolve_dataset_target(plan: TransferPlan, i: int, target: TargetSection, de
         target.label(), target, demos.spec.name, target.task, dataset, train, float(threshold.absolute),
         f"absolute {threshold.absolute:g}", demos.fingerprint, None,
         None if target.spec is None else Path(target.spec), _spec_digest(demos.spec), (),
-        tuple(float(x) for x in offline_action_scale(demos, plan.evaluation.holdout_fraction)))
+        tuple(float(x) for x in offline_action_scale(demos, plan.evaluation.holdout_fraction)), None,
+        prior.config.image_size if prior is not None and prior.config.pixels else None)
 
 
 def _spec_digest(spec) -> str:

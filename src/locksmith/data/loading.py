@@ -9,7 +9,9 @@ dataset is opened through `lerobot`'s `LeRobotDataset` (offline), its stats are 
 With ``images=True`` each camera (`IMAGE_PREFIX` features, LeRobot ``video`` or ``image``) is
 decoded into memory too, uint8 (N, H, W, 3): videos through LeRobot's episode metadata and its
 pyav decoder (`lerobot.datasets.video_utils.decode_video_frames`), a whole episode per call.
-At 64 px that is 12 KB a frame, ~0.8 GB for 400 SO-101 demonstrations.
+At 64 px that is 12 KB a frame, ~0.8 GB for 400 SO-101 demonstrations. With ``image_size`` each
+picture is fitted to that square as it is decoded (`fit_square`: the centred square, resized), so
+a real robot's 480 x 640 camera is held at the size a pixel policy reads.
 """
 
 from __future__ import annotations
@@ -206,14 +208,32 @@ def _column(column) -> np.ndarray:
     return np.array(array.to_numpy(zero_copy_only=False), copy=True)
 
 
+def fit_square(frames: np.ndarray, size: int) -> np.ndarray:
+    """(N, H, W, 3) uint8 pictures → (N, size, size, 3) uint8: the centred square of each, resized
+    (area-averaged when it shrinks); pictures already at that size come back as they are. A pixel
+    policy reads square pictures; a robot's camera that is not square is cropped, not squashed."""
+    import torch
+
+    _, h, w, _ = frames.shape
+    if (h, w) == (size, size):
+        return frames
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    x = torch.as_tensor(np.ascontiguousarray(frames[:, top:top + side, left:left + side])).permute(0, 3, 1, 2)
+    x = torch.nn.functional.interpolate(x.float(), size=(size, size), mode="bilinear", antialias=True,
+                                        align_corners=False)
+    return x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
+
+
 def load_demonstrations(root: str | Path, spec: EmbodimentSpec | str | Path | None = None,
-                        images: bool = False) -> Demonstrations:
+                        images: bool = False, image_size: int | None = None) -> Demonstrations:
     """Load a local LeRobot v3 dataset into memory (see the module docstring).
 
     Args:
         root: dataset folder (holding ``meta/info.json``).
         spec: the robot's spec, or a path to its file; by default the one beside the dataset.
         images: also decode every camera into ``Demonstrations.images``.
+        image_size: fit each decoded picture to this square (`fit_square`); None: as recorded.
 
     Raises:
         DatasetError: missing folder or metadata, no episodes, features that contradict the
@@ -296,7 +316,8 @@ def load_demonstrations(root: str | Path, spec: EmbodimentSpec | str | Path | No
     stats = compute_stats(arrays)
     meta_path = root / META_FILE
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-    pictures = _decode_images(dataset, root, features, table, episode_index, starts, ends) if images else {}
+    pictures = _decode_images(dataset, root, features, table, episode_index, starts, ends, image_size) \
+        if images else {}
     return Demonstrations(
         spec=spec, arrays=arrays, episode_index=episode_index, episode_starts=starts, episode_ends=ends,
         tasks=tasks, stats=stats, fps=fps, root=root, fingerprint=_fingerprint(root), meta=meta, images=pictures,
@@ -304,8 +325,9 @@ def load_demonstrations(root: str | Path, spec: EmbodimentSpec | str | Path | No
 
 
 def _decode_images(dataset, root: Path, features: dict, table, episode_index: np.ndarray, starts: np.ndarray,
-                   ends: np.ndarray) -> dict[str, np.ndarray]:
-    """Every camera of the dataset as (N, H, W, 3) uint8, frame for frame with the other features."""
+                   ends: np.ndarray, image_size: int | None = None) -> dict[str, np.ndarray]:
+    """Every camera of the dataset as (N, H, W, 3) uint8, frame for frame with the other features
+    (each episode's pictures fitted to ``image_size`` as they are decoded, `fit_square`)."""
     import io
 
     from lerobot.datasets.video_utils import decode_video_frames
@@ -331,14 +353,16 @@ def _decode_images(dataset, root: Path, features: dict, table, episode_index: np
                     decoded = decode_video_frames(path, shifted, dataset.tolerance_s, VIDEO_BACKEND, return_uint8=True)
                 except Exception as err:  # pyav and lerobot raise several kinds for a damaged file
                     raise DatasetError(f"{path}: cannot decode episode {episode} of {key!r}: {err}") from err
-                frames.append(decoded.permute(0, 2, 3, 1).numpy())
+                episode_frames = decoded.permute(0, 2, 3, 1).numpy()
+                frames.append(episode_frames if image_size is None else fit_square(episode_frames, image_size))
         else:  # an image feature: one encoded picture per row
             for cell in table[key].to_pylist():
-                frames.append(np.asarray(Image.open(io.BytesIO(cell["bytes"])).convert("RGB"))[None])
+                picture = np.asarray(Image.open(io.BytesIO(cell["bytes"])).convert("RGB"))[None]
+                frames.append(picture if image_size is None else fit_square(picture, image_size))
         out[key] = np.ascontiguousarray(np.concatenate(frames).astype(np.uint8, copy=False))
         if len(out[key]) != len(episode_index):
             raise DatasetError(f"{root}: {key!r} decoded to {len(out[key])} frames, the data has {len(episode_index)}")
     return out
 
 
-__all__ = ["Demonstrations", "DatasetError", "SpecError", "concat_demonstrations", "load_demonstrations"]
+__all__ = ["Demonstrations", "DatasetError", "SpecError", "concat_demonstrations", "fit_square", "load_demonstrations"]

@@ -41,12 +41,17 @@ class ChunkSampler:
         self.language_mask = torch.as_tensor(np.stack([language[t][1] for t in texts]))
         a = demos.arrays
         self.state = torch.as_tensor(a["observation.state"])
-        self.env_state = torch.as_tensor(a["observation.environment_state"])
+        # a real robot's data has no scene state: width 0, which only a pixel policy (never reading it) accepts
+        scene = a.get("observation.environment_state", np.zeros((demos.num_frames, 0), np.float32))
+        self.env_state = torch.as_tensor(scene)
         self.action = torch.as_tensor(a["action"])
         self.intent = torch.as_tensor(a["intent"]) if "intent" in a else None  # what intent policies learn
         self.images = {k: torch.as_tensor(v) for k, v in demos.images.items()}  # shares the arrays' memory
         self.image_tokens: dict[str, torch.Tensor] = {}  # camera → (N, T, D), `cache_image_tokens`
-        objects, pads = episode_targets(a["observation.environment_state"], demos.episode_starts, demos.episode_ends)
+        if scene.shape[1]:
+            objects, pads = episode_targets(scene, demos.episode_starts, demos.episode_ends)
+        else:  # nothing to ground in: no target (-1), as for a task that names none
+            objects = pads = np.full(demos.num_frames, -1, dtype=np.int64)
         self.target_object, self.target_pad = torch.as_tensor(objects), torch.as_tensor(pads)
 
     def __len__(self) -> int:

@@ -23,6 +23,7 @@ from locksmith.evaluate.act_agent import is_act_checkpoint, load_act_peer
 from locksmith.evaluate.lerobot_policy import is_lerobot_checkpoint
 from locksmith.policy.normalize import EPS
 from locksmith.policy.policy import CheckpointError, CrossEmbodimentPolicy
+from locksmith.policy.vision import camera_feature
 
 
 def held_out_episodes(n_episodes: int, fraction: float) -> np.ndarray:
@@ -64,7 +65,9 @@ def offline_action_error(checkpoint: str | Path, dataset: str | Path, holdout_fr
         raise CheckpointError(f"{Path(checkpoint) / where}: an intent policy (action_space 'intent'): its "
                               "commands come from the robot's intent decoder, which needs the robot's model; "
                               "`locksmith eval` scores it closed loop")
-    demos = load_demonstrations(dataset, spec)
+    # a pixel policy (or pixel ACT) is scored on the pictures it reads, fitted to its size
+    size = peer.image_size if peer is not None else policy.config.image_size if policy.config.pixels else None
+    demos = load_demonstrations(dataset, spec, images=size is not None, image_size=size)
     robot = demos.spec.name
     robots = [peer.robot] if peer is not None else sorted(policy.stems)
     if robot not in robots:
@@ -77,11 +80,18 @@ def offline_action_error(checkpoint: str | Path, dataset: str | Path, holdout_fr
     idx = np.linspace(0, held.num_frames - 1, min(max_frames, held.num_frames)).astype(int)
     a = held.arrays
     tasks = [held.tasks[i] for i in idx]
+    camera = None if size is None else camera_feature(demos.spec)
+    if camera is not None and camera not in held.images:
+        raise DatasetError(f"{Path(dataset) / 'meta' / 'info.json'}: no {camera!r}; the checkpoint reads the "
+                           f"spec's first camera, and the dataset has {sorted(held.images) or 'no cameras'}")
+    # the scene state, which a pixel policy never reads (a real robot's dataset has none)
+    scene = a.get("observation.environment_state", np.zeros((held.num_frames, 0), np.float32))[idx]
     if peer is not None:
-        pred = peer.predict_action_chunk(a["observation.state"][idx], a["observation.environment_state"][idx], tasks)
+        pred = peer.predict_action_chunk(a["observation.state"][idx], scene if camera is None
+                                         else held.images[camera][idx], tasks)
     else:
-        pred = policy.predict_action_chunk(robot, a["observation.state"][idx], a["observation.environment_state"][idx],
-                                           tasks)
+        pred = policy.predict_action_chunk(robot, a["observation.state"][idx], scene, tasks,
+                                           None if camera is None else held.images[camera][idx])
     pred = pred[:, 0].cpu().numpy()
     per_dim = np.abs(pred - a["action"][idx]).mean(0) / scale
     return {

@@ -67,8 +67,13 @@ class EmbodimentNormalizer(nn.Module):
         self.action = action
 
     @classmethod
-    def from_stats(cls, stats: Mapping[str, Mapping[str, np.ndarray]], relative_actions: bool = False) -> EmbodimentNormalizer:
+    def from_stats(cls, stats: Mapping[str, Mapping[str, np.ndarray]], relative_actions: bool = False,
+                   scene_dim: int | None = None) -> EmbodimentNormalizer:
+        """From a dataset's stats. ``scene_dim``: for a policy that never reads the scene state (a
+        pixel policy), its width; data without it (a real robot's) then gets a unit placeholder."""
         action_key = RELATIVE_ACTION_KEY if relative_actions else "action"
+        if scene_dim is not None and "observation.environment_state" not in stats:
+            stats = {**stats, "observation.environment_state": {"mean": np.zeros(scene_dim), "std": np.ones(scene_dim)}}
         missing = [k for k in ("observation.state", "observation.environment_state", action_key) if k not in stats]
         if missing:
             hint = " (relative actions: add them with policy.normalize.relative_action_stats)" if relative_actions else ""

@@ -84,7 +84,8 @@ class CrossEmbodimentPolicy(nn.Module):
         self.embodiment_tokens = nn.ParameterDict(
             {e.name: nn.Parameter(torch.randn(d) * 0.02) for e in config.embodiments})
         self.normalizers = nn.ModuleDict({
-            e.name: EmbodimentNormalizer.from_stats(stats[e.name], e.relative_actions) if stats and e.name in stats
+            e.name: EmbodimentNormalizer.from_stats(stats[e.name], e.relative_actions,
+                                                    e.env_dim if config.pixels else None) if stats and e.name in stats
             else EmbodimentNormalizer.identity(e.state_dim, e.env_dim, e.action_dim)
             for e in config.embodiments
         })

@@ -83,8 +83,13 @@ def adapt(prior_dir: str | Path | None, dataset: str | Path, recipe: str, out: s
     if data is None:
         # The check already loaded the data; load again only when forced past a load error.
         data = report.demos if report is not None and report.demos is not None else load_demonstrations(dataset, spec)
-    if prior.config.pixels and not data.images:  # a pixel key trains on the camera pictures too
-        data = load_demonstrations(dataset, spec, images=True)
+    if prior.config.pixels:  # a pixel key trains on the camera's pictures, at the prior's size
+        from locksmith.policy.vision import camera_feature
+
+        camera, size = camera_feature(data.spec), prior.config.image_size
+        held = data.images.get(camera)
+        if held is None or held.shape[1:3] != (size, size):
+            data = load_demonstrations(dataset, spec, images=True, image_size=size)
     episodes = (choose_episodes(data.num_episodes, demos, train_config.seed) if episodes is None
                 else np.asarray(sorted(int(e) for e in episodes)))
     subset = data.subset(episodes)

@@ -94,7 +94,10 @@ def check_compatibility(prior: CrossEmbodimentPolicy, prior_dir: str | Path, dat
     spec = demos.spec
     add(CheckItem("dataset", "ok", f"{demos.num_episodes} episodes, {demos.num_frames} frames"))
     _check_layout(prior, demos, add)
-    _check_features(demos, add)
+    if prior.config.pixels:  # it reads the robot's first camera, never the scene state
+        _check_camera(prior, demos, add)
+    else:
+        _check_features(demos, add)
     add(CheckItem("control_rate", "ok", f"{spec.control_rate_hz:g} Hz = dataset fps {demos.fps:g}"))
     _check_units(demos, add)
     _check_absolute_vs_delta(demos, add)
@@ -136,6 +139,32 @@ def _check_features(demos: Demonstrations, add) -> None:
                       f"values per frame; the policy reads {expected} (the layout of docs/sim.md)"))
         return
     add(CheckItem("environment_state", "ok", f"{expected} values per frame"))
+
+
+def _check_camera(prior: CrossEmbodimentPolicy, demos: Demonstrations, add) -> None:
+    """A pixel prior reads the spec's first camera: the dataset must hold it (its pictures are
+    fitted to the prior's square size as they load, `data.loading.fit_square`)."""
+    import json
+
+    from locksmith.policy.vision import camera_feature
+
+    info = demos.root / "meta" / "info.json"
+    try:
+        camera = camera_feature(demos.spec)
+    except ValueError as err:
+        add(CheckItem("camera", "error", f"{err}; name the camera the dataset recorded in the spec's cameras"))
+        return
+    features = json.loads(info.read_text()).get("features", {})
+    recorded = sorted(k for k in features if k.startswith("observation.images."))
+    feature = features.get(camera)
+    if feature is None or feature.get("dtype") not in ("video", "image"):
+        add(CheckItem("camera", "error", f"{info}: no {camera!r} (video or image); the pixel prior reads the spec's "
+                                         f"first camera, and the dataset has {recorded or 'no cameras'}"))
+        return
+    h, w = feature["shape"][:2]
+    size = prior.config.image_size
+    how = "as recorded" if (h, w) == (size, size) else "its centred square, resized"
+    add(CheckItem("camera", "ok", f"{camera}: {h}x{w}, read at {size}x{size} px ({how})"))
 
 
 def _check_layout(prior: CrossEmbodimentPolicy, demos: Demonstrations, add) -> None:
