@@ -387,6 +387,22 @@ def test_plan_beyond_the_machines_memory(tmp_path, capsys):
     _refused(["audit", plan, "--out", out], capsys, [plan], ["targets.0", "GiB", "budgets"], absent=[out])
 
 
+def test_a_pixel_plan_counts_its_pictures_against_the_machines_memory(tmp_path, capsys):
+    import os
+
+    from locksmith.audit.targets import _demo_bytes
+
+    limit = 0.8 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if not _demo_bytes("so101", "pick_place", 10_000) < limit < _demo_bytes("so101", "pick_place", 10_000, 64):
+        pytest.skip("on this machine 10,000 SO-101 demos fit with their pictures, or not even without")
+    stage = {"robots": ["panda"], "tasks": ["reach"], "demos_per_robot": 2}
+    state = {**PLAN, "targets": [{"robot": "so101", "task": "pick_place"}], "budgets": [5000], "prior": stage}
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(yaml.safe_dump({**state, "observation": "pixels"}))
+    out = tmp_path / "audit"
+    _refused(["audit", plan, "--out", out], capsys, [plan], ["targets.0", "GiB"], absent=[out])
+
+
 def test_missing_prior_checkpoint_leaves_nothing(tmp_path, capsys):
     plan = tmp_path / "plan.yaml"
     plan.write_text(yaml.safe_dump({**PLAN, "prior": {"checkpoint": str(tmp_path / "nowhere")}}))

@@ -13,6 +13,7 @@ from pathlib import Path
 from locksmith.atomic import write_json_atomic
 from locksmith.audit.plan import PlanError, TargetSection, TransferPlan
 from locksmith.audit.priors import AuditError, check_prior
+from locksmith.policy import DEFAULT_IMAGE_SIZE
 
 
 @dataclass(frozen=True)
@@ -50,15 +51,17 @@ class ResolvedTarget:
 DEMO_COPIES = 3  # a robot's frames are held about three times over (arrays, a subset, the sampler's chunks)
 
 
-def _demo_bytes(robot: str, task: str, episodes: int) -> int:
-    """Rough memory of ``episodes`` recorded demos held for training (full-length episodes)."""
+def _demo_bytes(robot: str, task: str, episodes: int, image_size: int | None = None) -> int:
+    """Rough memory of ``episodes`` recorded demos held for training (full-length episodes), with
+    each camera's pictures at ``image_size`` (held once: the sampler shares their memory)."""
     from locksmith.embodiment.registry import load_robot_spec
     from locksmith.sim.tasks import TASKS
 
     spec = load_robot_spec(robot)
     frames = episodes * TASKS[task].horizon_s * spec.control_rate_hz
     floats = 2 * spec.state_dim + 2 * spec.action_dim + 64  # state, action, environment state, intent, targets
-    return int(frames * floats * 4 * DEMO_COPIES)
+    pictures = 0 if image_size is None else len(spec.cameras) * image_size * image_size * 3
+    return int(frames * (floats * 4 * DEMO_COPIES + pictures))
 
 
 def _check_memory(plan: TransferPlan) -> None:
@@ -68,16 +71,18 @@ def _check_memory(plan: TransferPlan) -> None:
     except (ValueError, OSError, AttributeError):  # not a POSIX machine: no bound known
         return
     limit = int(0.8 * total)
+    section = plan.prior
+    # a pixel plan's pictures: at the pretraining stage's size (a named prior's: the default, roughly)
+    size = None if plan.observation != "pixels" else section.image_size if section is not None else DEFAULT_IMAGE_SIZE
     for i, target in enumerate(plan.targets):
         if target.source == "sim":
-            need = _demo_bytes(target.robot, target.task, plan.pool_size())
+            need = _demo_bytes(target.robot, target.task, plan.pool_size(), size)
             if need > limit:
                 raise PlanError(f"targets.{i} ({target.label()!r}): {plan.pool_size():,} demos (demo_pool_factor x "
                                 f"the largest of 'budgets') need about {need / 2**30:.1f} GiB of memory; this machine "
                                 f"has {total / 2**30:.1f} GiB: lower 'budgets' or 'demo_pool_factor'")
-    section = plan.prior
     if section is not None and section.checkpoint is None:
-        need = sum(_demo_bytes(r, t, section.demos_per_robot) for r in section.robots for t in section.tasks)
+        need = sum(_demo_bytes(r, t, section.demos_per_robot, size) for r in section.robots for t in section.tasks)
         if need > limit:
             raise PlanError(f"prior.demos_per_robot: {section.demos_per_robot:,} demos per robot and task need about "
                             f"{need / 2**30:.1f} GiB of memory; this machine has {total / 2**30:.1f} GiB")
