@@ -34,13 +34,18 @@ def test_a_pixel_policy_trains_on_the_camera_and_never_reads_the_scene_state(cam
     assert policy.trunk.vision is not None and policy.stems["so101"].n_tokens == 1 + 4  # 32 px: 2 x 2 cells
     batch = build_mixture(policy, demos).sample(8, np.random.default_rng(0))
     assert batch["so101"]["observation.images.overhead"].shape == (8, 32, 32, 3)
-    loss, _ = policy(batch)
+
+    def loss_on(b):  # the same random shifts of the pictures for every batch compared
+        torch.manual_seed(1)
+        return policy(b)[0]
+
+    loss = loss_on(batch)
     blind = {r: {**b, "observation.environment_state": torch.full_like(b["observation.environment_state"], np.nan)}
              for r, b in batch.items()}
-    assert torch.equal(policy(blind)[0], loss)  # the privileged state changes nothing
+    assert torch.equal(loss_on(blind), loss)  # the privileged state changes nothing
     dark = {r: {**b, "observation.images.overhead": torch.zeros_like(b["observation.images.overhead"])}
             for r, b in batch.items()}
-    assert not torch.equal(policy(dark)[0], loss)  # the pixels do
+    assert not torch.equal(loss_on(dark), loss)  # the pixels do
     loss.backward()
     assert policy.trunk.vision.convs[0].weight.grad.abs().sum() > 0
     optimizer = torch.optim.AdamW(policy.parameters(), lr=1e-3)
@@ -161,3 +166,25 @@ def test_the_frozen_vision_key_caches_the_encoders_tokens_and_trains_everything_
         state_prior = build_policy({"so101": camera_demos["so101"]}, d_model=32, n_heads=2, n_layers=1,
                                    d_feedforward=64)
         build_adapted(state_prior, target.spec, target.stats, get_recipe("frozen_vision"), demos=target)
+
+
+def test_training_pictures_are_shifted_at_random_and_evaluation_sees_them_as_they_are():
+    from locksmith.policy.vision import VisionEncoder, random_shift
+
+    torch.manual_seed(0)
+    x = torch.arange(2 * 3 * 16 * 16, dtype=torch.float32).reshape(2, 3, 16, 16)
+    shifted = random_shift(x, 2)
+    assert shifted.shape == x.shape and not torch.equal(shifted, x)
+    # a whole-pixel shift: every picture is a window of its replicate-padded self
+    padded = torch.nn.functional.pad(x, (2, 2, 2, 2), mode="replicate")
+    for b in range(2):
+        assert any(torch.equal(shifted[b], padded[b, :, i:i + 16, j:j + 16]) for i in range(5) for j in range(5))
+    assert torch.equal(random_shift(x, 0), x)
+    encoder = VisionEncoder(32, 32, image_shift=4)
+    images = torch.randint(0, 256, (3, 32, 32, 3), dtype=torch.uint8)
+    encoder.eval()
+    assert torch.equal(encoder(images), encoder(images))
+    encoder.train()
+    assert not torch.equal(encoder(images), encoder(images))
+    with pytest.raises(ValueError, match="image_shift"):
+        PolicyConfig(embodiments=(), observation="pixels", grounding_weight=0.0, image_size=32, image_shift=9)

@@ -18,7 +18,7 @@ from locksmith.cli.commands import (
     _cmd_robots,
     _cmd_spec_check,
 )
-from locksmith.policy import ACTION_SPACES, DEFAULT_IMAGE_SIZE, INTENT_FEATURES, OBSERVATIONS
+from locksmith.policy import ACTION_SPACES, DEFAULT_IMAGE_SHIFT, DEFAULT_IMAGE_SIZE, INTENT_FEATURES, OBSERVATIONS
 from locksmith.train import defaults
 
 
@@ -118,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-size", type=_count(16, 512), default=DEFAULT_IMAGE_SIZE,
                    help=f"square camera size in pixels for --observation pixels, a multiple of 16 "
                         f"(default {DEFAULT_IMAGE_SIZE})")
+    p.add_argument("--image-shift", type=_count(0, 128), default=DEFAULT_IMAGE_SHIFT,
+                   help=f"pixels by which each training picture is shifted at random, for --observation pixels "
+                        f"(default {DEFAULT_IMAGE_SHIFT}; 0: none)")
     p.add_argument("--intent-features", choices=INTENT_FEATURES, default="absolute",
                    help="what an intent trunk reads of the scene: base-frame positions and offsets (absolute), "
                         "or offsets from each TCP and heights above the table only (relative)")

@@ -15,6 +15,7 @@ INTENT_FEATURES = ("absolute", "relative")
 # (`locksmith.policy.vision`), which a real robot has.
 OBSERVATIONS = ("state", "pixels")
 DEFAULT_IMAGE_SIZE = 64  # px, square: what a pixel policy's camera is rendered and recorded at
+DEFAULT_IMAGE_SHIFT = 4  # px, how far a pixel policy's pictures are shifted at random in training
 IMAGE_SIZES = (16, 512, 16)  # a pixel policy's image size: at least, at most, a multiple of (the encoder's stride)
 
 
@@ -29,7 +30,7 @@ def check_image_size(size: int) -> int:
 # a plan's prior key) while at their default, so that a policy which does not use them is written
 # and digested exactly as before.
 OMITTED_WHEN_DEFAULT = {"action_space": "native", "intent_features": "absolute", "observation": "state",
-                        "image_size": DEFAULT_IMAGE_SIZE}
+                        "image_size": DEFAULT_IMAGE_SIZE, "image_shift": DEFAULT_IMAGE_SHIFT}
 
 
 def omit_defaults(data: dict, defaults: dict | None = None) -> dict:

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field, replace
 from locksmith.embodiment.spec import EmbodimentSpec
 from locksmith.policy import (
     ACTION_SPACES,
+    DEFAULT_IMAGE_SHIFT,
     DEFAULT_IMAGE_SIZE,
     INTENT_FEATURES,
     OBSERVATIONS,
@@ -128,6 +129,7 @@ class PolicyConfig:
     intent_features: str = "absolute"  # an intent policy's scene features, see INTENT_FEATURES
     observation: str = "state"  # the scene as privileged state or as pixels, see OBSERVATIONS
     image_size: int = DEFAULT_IMAGE_SIZE  # px, a pixel policy's square camera image
+    image_shift: int = DEFAULT_IMAGE_SHIFT  # px, a pixel policy's random shift of its pictures in training
     version: int = CONFIG_VERSION
     extra: dict = field(default_factory=dict)
 
@@ -157,6 +159,9 @@ class PolicyConfig:
             raise ValueError("observation 'pixels' has no object and pad tokens for the grounding head: give "
                              "grounding_weight 0")
         check_image_size(self.image_size)
+        if not 0 <= self.image_shift <= self.image_size // 4:
+            raise ValueError(f"image_shift={self.image_shift} must be between 0 and a quarter of image_size "
+                             f"({self.image_size // 4})")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout={self.dropout} must be in [0, 1)")
         names = [e.name for e in self.embodiments]

@@ -11,6 +11,11 @@ camera embedding (one vector added to each image token) carries the robot's own 
 and the spec that says which camera the policy reads (`camera_feature`). A pixel policy never
 reads ``observation.environment_state``: that privileged state stays in the data for the
 experts and the metrics.
+
+In training the encoder sees each picture shifted by up to ``image_shift`` pixels (replicate
+padding, then a random crop back to size; DrQ's augmentation), so that it cannot key on exact
+pixel positions of a few hundred recorded episodes; in evaluation it sees the picture as it is,
+and so does a frozen encoder (the ``frozen_vision`` key, whose tokens are computed once per frame).
 """
 
 from __future__ import annotations
@@ -39,11 +44,26 @@ def camera_feature(spec: EmbodimentSpec) -> str:
     return IMAGE_PREFIX + spec.cameras[0].name
 
 
+def random_shift(x: torch.Tensor, pad: int) -> torch.Tensor:
+    """(B, C, H, W) pictures, each shifted by a random whole number of pixels in [-pad, pad] along
+    each axis (replicate-padded, then cropped back to H x W), with torch's global generator."""
+    if pad <= 0:
+        return x
+    b, _, h, w = x.shape
+    padded = nn.functional.pad(x, (pad, pad, pad, pad), mode="replicate").permute(0, 2, 3, 1)  # (B, H+2p, W+2p, C)
+    dy, dx = (torch.randint(0, 2 * pad + 1, (b, 1), device=x.device) for _ in range(2))
+    rows = dy + torch.arange(h, device=x.device)  # (B, H)
+    cols = dx + torch.arange(w, device=x.device)  # (B, W)
+    batch = torch.arange(b, device=x.device)[:, None, None]
+    return padded[batch, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+
+
 class VisionEncoder(nn.Module):
     """Shared: a square uint8 image → one token per 16 x 16 cell (see the module docstring)."""
 
-    def __init__(self, d_model: int, image_size: int):
+    def __init__(self, d_model: int, image_size: int, image_shift: int = 0):
         super().__init__()
+        self.image_shift = image_shift
         layers, c_in = [], 3
         for i, c_out in enumerate(CHANNELS):
             kernel = 5 if i == 0 else 3
@@ -60,6 +80,8 @@ class VisionEncoder(nn.Module):
             raise ValueError(f"images of shape {tuple(images.shape[1:])}; this policy reads "
                              f"({self.image_size}, {self.image_size}, 3)")
         x = images.permute(0, 3, 1, 2).float().div(255.0).sub(PIXEL_MEAN).div(PIXEL_SCALE)
+        if self.training and self.convs[0].weight.requires_grad:  # a frozen encoder's tokens are cached once
+            x = random_shift(x, self.image_shift)
         x = self.convs(x)  # (B, C, H/16, W/16)
         return self.project(x.flatten(2).transpose(1, 2)) + self.cells
 
@@ -82,4 +104,4 @@ class PixelStem(nn.Module):
         return torch.cat([self.state(state)[:, None], image_tokens + self.camera], dim=1)
 
 
-__all__ = ["PixelStem", "VisionEncoder", "camera_feature", "n_image_tokens"]
+__all__ = ["PixelStem", "VisionEncoder", "camera_feature", "n_image_tokens", "random_shift"]

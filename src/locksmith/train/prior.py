@@ -59,11 +59,13 @@ log = logging.getLogger(__name__)
 
 def recipe_trunk(fields: dict) -> dict:
     """A pretraining recipe's ``trunk`` from PolicyConfig fields: those at their default left out
-    (`omit_defaults`), and a pixel policy's ``grounding_weight`` 0 unless given (it has no object
-    and pad tokens for the grounding head to read)."""
+    (`omit_defaults`), a pixel policy's ``grounding_weight`` 0 unless given (it has no object and
+    pad tokens for the grounding head to read), a state policy's picture settings dropped."""
     trunk = omit_defaults(dict(fields))
     if trunk.get("observation") == "pixels":
         trunk.setdefault("grounding_weight", 0.0)
+    else:  # a state policy reads no pictures: their settings are not its
+        trunk = {k: v for k, v in trunk.items() if k not in ("image_size", "image_shift")}
     return trunk
 
 
