@@ -35,7 +35,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
 
-    from locksmith.evaluate.evaluator import make_shield, shield_filter
+    from locksmith.evaluate.evaluator import env_options, make_shield, shield_filter
     from locksmith.evaluate.failures import LIFTED, OUTCOMES, EpisodeWatcher
     from locksmith.evaluate.horizon import VALIDATION_SEED_BASE
     from locksmith.evaluate.rollout import EVAL_SEED_BASE, PolicyAgent, rollout
@@ -43,7 +43,7 @@ def main() -> None:
     from locksmith.sim.env import TabletopEnv
 
     policy = CrossEmbodimentPolicy.from_pretrained(args.checkpoint)
-    envs = [TabletopEnv(args.robot, args.task) for _ in range(args.envs)]
+    envs = [TabletopEnv(args.robot, args.task, **env_options(policy)) for _ in range(args.envs)]  # a pixel policy: its camera
     shields = [make_shield(env, policy) for env in envs]
     watcher = EpisodeWatcher()
     base = VALIDATION_SEED_BASE if args.validation else EVAL_SEED_BASE
