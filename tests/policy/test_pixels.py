@@ -188,3 +188,28 @@ def test_training_pictures_are_shifted_at_random_and_evaluation_sees_them_as_the
     assert not torch.equal(encoder(images), encoder(images))
     with pytest.raises(ValueError, match="image_shift"):
         PolicyConfig(embodiments=(), observation="pixels", grounding_weight=0.0, image_size=32, image_shift=9)
+
+
+def test_keypoints_add_one_token_that_follows_where_things_are():
+    from locksmith.policy.vision import VisionEncoder, n_image_tokens
+
+    torch.manual_seed(0)
+    assert n_image_tokens(32, 8) == n_image_tokens(32) + 1 == 5
+    encoder = VisionEncoder(32, 32, keypoints=8).eval()
+    left = torch.zeros(1, 32, 32, 3, dtype=torch.uint8)
+    left[0, 12:16, 2:6] = 255
+    right = torch.zeros_like(left)
+    right[0, 12:16, 26:30] = 255
+    a, b = encoder(left), encoder(right)
+    assert a.shape == (1, 5, 32)
+    assert not torch.allclose(a[0, -1], b[0, -1])  # the keypoint token moves with the bright square
+    from locksmith.embodiment.registry import load_bundled_spec
+    from locksmith.policy.config import EmbodimentConfig
+
+    emb = EmbodimentConfig.from_spec(load_bundled_spec("so101"))
+    config = PolicyConfig(embodiments=(emb,), observation="pixels", grounding_weight=0.0, image_size=32, keypoints=8,
+                          d_model=32, n_heads=2, n_layers=1, d_feedforward=64)
+    policy = CrossEmbodimentPolicy(config)
+    assert policy.stems["so101"].n_tokens == 1 + 5 and policy.trunk.slots.shape[0] == 2 + 5
+    with pytest.raises(ValueError, match="keypoints"):
+        PolicyConfig(embodiments=(), observation="pixels", grounding_weight=0.0, keypoints=-1)

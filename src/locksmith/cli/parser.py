@@ -121,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-shift", type=_count(0, 128), default=DEFAULT_IMAGE_SHIFT,
                    help=f"pixels by which each training picture is shifted at random, for --observation pixels "
                         f"(default {DEFAULT_IMAGE_SHIFT}; 0: none)")
+    p.add_argument("--keypoints", type=_count(0, 256), default=0,
+                   help="spatial-softmax keypoints the vision encoder adds as one image token, for --observation "
+                        "pixels (default 0: none)")
     p.add_argument("--intent-features", choices=INTENT_FEATURES, default="absolute",
                    help="what an intent trunk reads of the scene: base-frame positions and offsets (absolute), "
                         "or offsets from each TCP and heights above the table only (relative)")

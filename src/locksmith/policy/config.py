@@ -130,6 +130,7 @@ class PolicyConfig:
     observation: str = "state"  # the scene as privileged state or as pixels, see OBSERVATIONS
     image_size: int = DEFAULT_IMAGE_SIZE  # px, a pixel policy's square camera image
     image_shift: int = DEFAULT_IMAGE_SHIFT  # px, a pixel policy's random shift of its pictures in training
+    keypoints: int = 0  # a pixel policy's spatial-softmax keypoints (one more image token; 0: none)
     version: int = CONFIG_VERSION
     extra: dict = field(default_factory=dict)
 
@@ -159,6 +160,8 @@ class PolicyConfig:
             raise ValueError("observation 'pixels' has no object and pad tokens for the grounding head: give "
                              "grounding_weight 0")
         check_image_size(self.image_size)
+        if not 0 <= self.keypoints <= 256:
+            raise ValueError(f"keypoints={self.keypoints} must be between 0 and 256")
         if not 0 <= self.image_shift <= self.image_size // 4:
             raise ValueError(f"image_shift={self.image_shift} must be between 0 and a quarter of image_size "
                              f"({self.image_size // 4})")

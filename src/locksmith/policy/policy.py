@@ -74,7 +74,8 @@ class CrossEmbodimentPolicy(nn.Module):
         elif config.pixels:  # the robot's state token and camera embedding; the encoder is the trunk's
             from locksmith.policy.vision import PixelStem
 
-            self.stems = nn.ModuleDict({e.name: PixelStem(e, d, config.image_size) for e in config.embodiments})
+            self.stems = nn.ModuleDict({e.name: PixelStem(e, d, config.image_size, config.keypoints)
+                                        for e in config.embodiments})
             self.heads = nn.ModuleDict({e.name: ActionHead(e, d, config.n_readouts, config.head_multiplier)
                                         for e in config.embodiments})
         else:

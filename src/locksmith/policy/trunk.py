@@ -158,9 +158,10 @@ class Trunk(nn.Module):
         self.language = nn.Linear(config.language_dim, d)
         self.language_positions = nn.Parameter(torch.randn(MAX_TOKENS, d) * 0.02)
         # a pixel policy's stem tokens: its state and one per image cell (`policy.vision`)
-        n_slots = 2 + n_image_tokens(config.image_size) if config.pixels else N_SLOTS
+        n_slots = 2 + n_image_tokens(config.image_size, config.keypoints) if config.pixels else N_SLOTS
         self.slots = nn.Parameter(torch.randn(n_slots, d) * 0.02)
-        self.vision = VisionEncoder(d, config.image_size, config.image_shift) if config.pixels else None
+        self.vision = (VisionEncoder(d, config.image_size, config.image_shift, config.keypoints)
+                       if config.pixels else None)
         self.readouts = nn.Parameter(torch.randn(config.n_readouts, d) * 0.02)
         self.blocks = nn.ModuleList(
             Block(d, config.n_heads, config.d_feedforward, config.dropout) for _ in range(config.n_layers))

@@ -5,7 +5,9 @@
                                         + the robot's camera embedding on every image token ───────┘
 
 The encoder is four strided convolutions (H → H/16) and one linear map per cell, with a learned
-embedding per cell: at 64 px, 16 image tokens, ~0.15 M parameters at d_model 128. It is trained
+embedding per cell; with ``keypoints`` K > 0 also one token of K keypoints, each the expected
+position under a spatial softmax of one feature map of the second layer (stride 4), which keeps
+where things are at four times the cells' resolution: at 64 px, 16 image tokens, ~0.15 M parameters at d_model 128. It is trained
 on every pool robot's camera, so it is shared; what is local to a robot is its stem, whose
 camera embedding (one vector added to each image token) carries the robot's own extrinsics,
 and the spec that says which camera the policy reads (`camera_feature`). A pixel policy never
@@ -29,12 +31,14 @@ from locksmith.sim.cameras import IMAGE_PREFIX
 
 STRIDE = 16  # the encoder's total downsampling
 CHANNELS = (32, 64, 64, 128)
+KEYPOINT_LAYER = 1  # the keypoints' spatial softmax reads the second layer's map (stride 4: 16 x 16 at 64 px)
 # Pixels to about zero mean and unit spread (a fixed map: no statistics to carry per robot).
 PIXEL_MEAN, PIXEL_SCALE = 0.5, 0.25
 
 
-def n_image_tokens(image_size: int) -> int:
-    return (image_size // STRIDE) ** 2
+def n_image_tokens(image_size: int, keypoints: int = 0) -> int:
+    """One token per 16 x 16 cell, and one for the keypoints when the encoder reads any."""
+    return (image_size // STRIDE) ** 2 + (1 if keypoints else 0)
 
 
 def camera_feature(spec: EmbodimentSpec) -> str:
@@ -61,9 +65,10 @@ def random_shift(x: torch.Tensor, pad: int) -> torch.Tensor:
 class VisionEncoder(nn.Module):
     """Shared: a square uint8 image → one token per 16 x 16 cell (see the module docstring)."""
 
-    def __init__(self, d_model: int, image_size: int, image_shift: int = 0):
+    def __init__(self, d_model: int, image_size: int, image_shift: int = 0, keypoints: int = 0):
         super().__init__()
         self.image_shift = image_shift
+        self.keypoints = keypoints
         layers, c_in = [], 3
         for i, c_out in enumerate(CHANNELS):
             kernel = 5 if i == 0 else 3
@@ -72,7 +77,14 @@ class VisionEncoder(nn.Module):
         self.convs = nn.Sequential(*layers)
         self.project = nn.Linear(c_in, d_model)
         self.image_size = image_size
-        self.cells = nn.Parameter(torch.randn(n_image_tokens(image_size), d_model) * 0.02)
+        self.cells = nn.Parameter(torch.randn(n_image_tokens(image_size, keypoints), d_model) * 0.02)
+        if keypoints:  # spatial softmax at stride 4: where each of K feature maps peaks, as one token
+            self.keypoint_maps = nn.Conv2d(CHANNELS[KEYPOINT_LAYER], keypoints, 1)
+            self.keypoint_project = nn.Linear(2 * keypoints, d_model)
+            side = image_size // 2 ** (KEYPOINT_LAYER + 1)
+            axis = torch.linspace(-1.0, 1.0, side)
+            grid = torch.stack(torch.meshgrid(axis, axis, indexing="ij"), -1).reshape(-1, 2)  # (side², 2) y, x
+            self.register_buffer("keypoint_grid", grid, persistent=False)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """(B, H, W, 3) uint8 (or float in [0, 255]) → (B, (H/16)², D)."""
@@ -82,18 +94,26 @@ class VisionEncoder(nn.Module):
         x = images.permute(0, 3, 1, 2).float().div(255.0).sub(PIXEL_MEAN).div(PIXEL_SCALE)
         if self.training and self.convs[0].weight.requires_grad:  # a frozen encoder's tokens are cached once
             x = random_shift(x, self.image_shift)
-        x = self.convs(x)  # (B, C, H/16, W/16)
-        return self.project(x.flatten(2).transpose(1, 2)) + self.cells
+        if not self.keypoints:
+            x = self.convs(x)  # (B, C, H/16, W/16)
+            return self.project(x.flatten(2).transpose(1, 2)) + self.cells
+        split = 2 * (KEYPOINT_LAYER + 1)  # conv + GELU per layer
+        mid = self.convs[:split](x)  # (B, C_k, H/4, W/4)
+        top = self.convs[split:](mid)  # (B, C, H/16, W/16)
+        weights = self.keypoint_maps(mid).flatten(2).softmax(-1)  # (B, K, (H/4)²)
+        points = weights @ self.keypoint_grid  # (B, K, 2): each map's expected position in [-1, 1]
+        cells = self.project(top.flatten(2).transpose(1, 2))
+        return torch.cat([cells, self.keypoint_project(points.flatten(1))[:, None]], 1) + self.cells
 
 
 class PixelStem(nn.Module):
     """One robot's stem for a pixel policy: its state token and its camera embedding."""
 
-    def __init__(self, emb: EmbodimentConfig, d_model: int, image_size: int):
+    def __init__(self, emb: EmbodimentConfig, d_model: int, image_size: int, keypoints: int = 0):
         super().__init__()
         self.state = nn.Sequential(nn.Linear(emb.state_dim, d_model), nn.GELU(), nn.Linear(d_model, d_model))
         self.camera = nn.Parameter(torch.zeros(d_model))
-        self._n_image = n_image_tokens(image_size)
+        self._n_image = n_image_tokens(image_size, keypoints)
 
     @property
     def n_tokens(self) -> int:
