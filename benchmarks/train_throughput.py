@@ -38,6 +38,27 @@ def _time(step_fn, steps: int, warmup: int = 5) -> float:
     return time.perf_counter() - start
 
 
+def _rates(arms, args, warmup: int = 5) -> dict[str, list[float]]:
+    """Samples/s of each (name, model, step) per round, the arms interleaved within each round so a
+    slow spell of the machine hits every policy."""
+    rates: dict[str, list[float]] = {name: [] for name, _, _ in arms}
+    for _ in range(args.rounds):
+        for name, model, fn in arms:
+            model.train()
+            rates[name].append(args.steps * args.batch_size / _time(fn, args.steps, warmup=warmup))
+    return rates
+
+
+def _table(arms, rates: dict[str, list[float]]) -> None:
+    """One Markdown row per policy: parameters, median samples/s, every round's."""
+    print("| policy | parameters | samples/s (median) | per round |")
+    print("|---|---|---|---|")
+    for name, model, _ in arms:
+        params = sum(p.numel() for p in model.parameters())
+        per_round = ", ".join(f"{r:.0f}" for r in rates[name])
+        print(f"| {name} | {params / 1e6:.2f} M | {np.median(rates[name]):.0f} | {per_round} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", type=Path, default=None, help="a panda dataset (default: record 20 demos)")
@@ -115,19 +136,10 @@ def main() -> None:
     act_fused = act_step_with(torch.optim.AdamW(act.parameters(), lr=preset.lr, weight_decay=preset.weight_decay, fused=True))
     arms = (("locksmith", ours, ours_step), ("LeRobot ACT", act, act_lerobot),
             ("LeRobot ACT, fused AdamW", act, act_fused))
-    rates: dict[str, list[float]] = {name: [] for name, _, _ in arms}
-    for _ in range(args.rounds):  # interleaved, so a slow spell of the machine hits every policy
-        for name, model, fn in arms:
-            model.train()
-            rates[name].append(args.steps * args.batch_size / _time(fn, args.steps))
+    rates = _rates(arms, args)
     print(f"batch {args.batch_size}, {args.threads} threads, {args.rounds} rounds of {args.steps} steps, "
           f"chunk {chunk}; median over rounds\n")
-    print("| policy | parameters | samples/s (median) | per round |")
-    print("|---|---|---|---|")
-    for name, model, _ in arms:
-        params = sum(p.numel() for p in model.parameters())
-        per_round = ", ".join(f"{r:.0f}" for r in rates[name])
-        print(f"| {name} | {params / 1e6:.2f} M | {np.median(rates[name]):.0f} | {per_round} |")
+    _table(arms, rates)
     ratios = [a / b for a, b in zip(rates["locksmith"], rates["LeRobot ACT"], strict=True)]
     fused = [a / b for a, b in zip(rates["locksmith"], rates["LeRobot ACT, fused AdamW"], strict=True)]
     print(f"\nratio to ACT: {np.median(ratios):.2f}x (per round {', '.join(f'{r:.2f}' for r in ratios)}); "
@@ -187,19 +199,10 @@ def pixel_rows(args) -> None:
         act_opt.step()
 
     arms = (("locksmith, pixels", ours, ours_step), ("LeRobot ACT, ResNet-18", peer.policy, act_step))
-    rates: dict[str, list[float]] = {name: [] for name, _, _ in arms}
-    for _ in range(args.rounds):
-        for name, model, fn in arms:
-            model.train()
-            rates[name].append(args.steps * args.batch_size / _time(fn, args.steps, warmup=2))
+    rates = _rates(arms, args, warmup=2)
     print(f"pixels at {args.image_size} px, batch {args.batch_size}, {args.threads} threads, {args.rounds} rounds "
           f"of {args.steps} steps; median over rounds\n")
-    print("| policy | parameters | samples/s (median) | per round |")
-    print("|---|---|---|---|")
-    for name, model, _ in arms:
-        count = sum(p.numel() for p in model.parameters())
-        print(f"| {name} | {count / 1e6:.2f} M | {np.median(rates[name]):.0f} | "
-              f"{', '.join(f'{r:.0f}' for r in rates[name])} |")
+    _table(arms, rates)
     ratios = [a / b for a, b in zip(rates["locksmith, pixels"], rates["LeRobot ACT, ResNet-18"], strict=True)]
     print(f"\nratio to ACT: {np.median(ratios):.2f}x (per round {', '.join(f'{r:.2f}' for r in ratios)})")
 
