@@ -213,3 +213,75 @@ def test_keypoints_add_one_token_that_follows_where_things_are():
     assert policy.stems["so101"].n_tokens == 1 + 5 and policy.trunk.slots.shape[0] == 2 + 5
     with pytest.raises(ValueError, match="keypoints"):
         PolicyConfig(embodiments=(), observation="pixels", grounding_weight=0.0, keypoints=-1)
+
+
+def test_the_scene_loss_trains_the_pictures_on_where_the_named_cube_and_pad_are(camera_demos):
+    """``scene_weight``: an auxiliary loss on the named cube's and pad's recorded positions; the
+    other cubes do not enter it, acting never reads the scene, and data without one trains on its
+    actions alone."""
+    from locksmith.policy.config import OBJECT_FIELDS
+
+    demos = {"so101": camera_demos["so101"]}
+    torch.manual_seed(0)
+    policy = build_policy(demos, **TINY, scene_weight=1.0)
+    assert policy.trunk.scene is not None and json.loads(policy.config.to_json())["scene_weight"] == 1.0
+    b = build_mixture(policy, demos).sample(8, np.random.default_rng(0))["so101"]
+
+    def run(**changed):  # the same random shifts of the pictures for every batch compared
+        torch.manual_seed(1)
+        return policy({"so101": {**b, **changed}})
+
+    loss, metrics = run()
+    assert metrics["scene/so101"] > 0
+    assert float(loss.detach()) == pytest.approx(metrics["loss/so101"] + metrics["scene/so101"])
+    rows = torch.arange(8)
+
+    def moved(objects: torch.Tensor) -> torch.Tensor:  # each sample's given cube 0.1 m further along x
+        scene = b["observation.environment_state"].clone()
+        scene[rows, objects * OBJECT_FIELDS] += 0.1
+        return scene
+
+    target = b["target_object"].long()
+    other = run(**{"observation.environment_state": moved((target + 1) % 3)})[1]
+    named = run(**{"observation.environment_state": moved(target)})[1]
+    assert other["scene/so101"] == pytest.approx(metrics["scene/so101"])
+    assert named["scene/so101"] != pytest.approx(metrics["scene/so101"])
+    policy.zero_grad()
+    torch.manual_seed(1)
+    policy._scene_loss("so101", policy._readouts({"so101": (
+        b["observation.state"], b["observation.environment_state"], b["language"], b["language_mask"],
+        b["observation.images.overhead"])})["so101"], b).backward()
+    assert policy.trunk.vision.convs[0].weight.grad.abs().sum() > 0  # the pictures learn from it alone
+    no_scene = run(**{"observation.environment_state": b["observation.environment_state"][:, :0]})[1]
+    assert "scene/so101" not in no_scene and no_scene["loss"] == pytest.approx(metrics["loss/so101"])
+    frames = camera_demos["so101"]
+    args = (frames.arrays["observation.state"][:3], ["x"] * 3, frames.images["observation.images.overhead"][:3])
+    policy.eval()
+    scene = frames.arrays["observation.environment_state"][:3]
+    np.testing.assert_array_equal(policy.predict_action_chunk("so101", args[0], scene, *args[1:]),
+                                  policy.predict_action_chunk("so101", args[0], np.full_like(scene, np.nan), *args[1:]))
+    from locksmith.embodiment.registry import load_bundled_spec
+    from locksmith.policy.config import EmbodimentConfig
+
+    emb = (EmbodimentConfig.from_spec(load_bundled_spec("so101")),)
+    assert "scene_weight" not in PolicyConfig(embodiments=emb, observation="pixels", grounding_weight=0.0).to_json()
+    with pytest.raises(ValueError, match="needs observation 'pixels'"):
+        PolicyConfig(embodiments=emb, scene_weight=1.0)
+    with pytest.raises(ValueError, match="scene_weight=-1"):
+        PolicyConfig(embodiments=emb, observation="pixels", grounding_weight=0.0, scene_weight=-1.0)
+
+
+def test_pretrain_on_given_datasets_reads_their_pictures_and_refuses_one_without_a_camera(camera_demos, tmp_path,
+                                                                                         capsys):
+    from locksmith.cli import main
+
+    common = ["pretrain", "--steps", "2", "--batch-size", "4", "--observation", "pixels", "--image-size", "32",
+              "--tune-episodes", "0", "--scene-weight", "0.5"]
+    assert main([*common, "--datasets", str(camera_demos["so101"].root), "--out", str(tmp_path / "p")]) == 0
+    policy = CrossEmbodimentPolicy.from_pretrained(tmp_path / "p" / "policy")
+    assert policy.config.pixels and policy.config.scene_weight == 0.5
+    record_demos("so101", "pick_place", 1, tmp_path / "blind", workers=1, progress=False)
+    capsys.readouterr()
+    assert main([*common, "--datasets", str(tmp_path / "blind"), "--out", str(tmp_path / "q")]) == 2
+    err = capsys.readouterr().err
+    assert "blind" in err and "camera" in err and "--camera" in err, err

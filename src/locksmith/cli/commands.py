@@ -151,7 +151,8 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
             raise BadInput(f"--intent-features {args.intent_features} needs --action-space intent")
         trunk = recipe_trunk({"action_space": args.action_space, "intent_features": args.intent_features,
                               "observation": args.observation, "image_size": args.image_size,
-                              "image_shift": args.image_shift, "keypoints": args.keypoints})
+                              "image_shift": args.image_shift, "keypoints": args.keypoints,
+                              "scene_weight": args.scene_weight})
         recipe = PriorRecipe(robots=tuple(robots), tasks=tuple(tasks), weights=weights,
                              temperature=args.temperature, trunk=trunk, **given)
         if args.tune_episodes > 0:

@@ -124,6 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keypoints", type=_count(0, 256), default=0,
                    help="spatial-softmax keypoints the vision encoder adds as one image token, for --observation "
                         "pixels (default 0: none)")
+    p.add_argument("--scene-weight", type=_number(0.0, 100.0), default=0.0,
+                   help="weight of an auxiliary training loss for --observation pixels: where the instruction's "
+                        "cube and pad are, from the readouts (the recorded scene state is its target and is never "
+                        "read when acting; default 0: none)")
     p.add_argument("--intent-features", choices=INTENT_FEATURES, default="absolute",
                    help="what an intent trunk reads of the scene: base-frame positions and offsets (absolute), "
                         "or offsets from each TCP and heights above the table only (relative)")

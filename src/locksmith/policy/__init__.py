@@ -30,7 +30,8 @@ def check_image_size(size: int) -> int:
 # a plan's prior key) while at their default, so that a policy which does not use them is written
 # and digested exactly as before.
 OMITTED_WHEN_DEFAULT = {"action_space": "native", "intent_features": "absolute", "observation": "state",
-                        "image_size": DEFAULT_IMAGE_SIZE, "image_shift": DEFAULT_IMAGE_SHIFT, "keypoints": 0}
+                        "image_size": DEFAULT_IMAGE_SIZE, "image_shift": DEFAULT_IMAGE_SHIFT, "keypoints": 0,
+                        "scene_weight": 0.0}
 
 
 def omit_defaults(data: dict, defaults: dict | None = None) -> dict:

@@ -131,6 +131,7 @@ class PolicyConfig:
     image_size: int = DEFAULT_IMAGE_SIZE  # px, a pixel policy's square camera image
     image_shift: int = DEFAULT_IMAGE_SHIFT  # px, a pixel policy's random shift of its pictures in training
     keypoints: int = 0  # a pixel policy's spatial-softmax keypoints (one more image token; 0: none)
+    scene_weight: float = 0.0  # a pixel policy's auxiliary loss: where the named cube and pad are (training only)
     version: int = CONFIG_VERSION
     extra: dict = field(default_factory=dict)
 
@@ -159,6 +160,11 @@ class PolicyConfig:
         if self.pixels and self.grounding_weight > 0:
             raise ValueError("observation 'pixels' has no object and pad tokens for the grounding head: give "
                              "grounding_weight 0")
+        if self.scene_weight < 0:
+            raise ValueError(f"scene_weight={self.scene_weight} must be >= 0")
+        if self.scene_weight > 0 and not self.pixels:
+            raise ValueError("scene_weight > 0 needs observation 'pixels' (a state policy reads the scene it would "
+                             "predict)")
         check_image_size(self.image_size)
         if not 0 <= self.keypoints <= 256:
             raise ValueError(f"keypoints={self.keypoints} must be between 0 and 256")

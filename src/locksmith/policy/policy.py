@@ -36,13 +36,13 @@ from torch import nn
 
 from locksmith.atomic import swap_into_place
 from locksmith.embodiment.spec import EmbodimentSpec, SpecError, load_spec
-from locksmith.policy.config import PolicyConfig
+from locksmith.policy.config import OBJECT_FIELDS, PAD_FIELDS, PolicyConfig
 from locksmith.policy.heads import ActionHead
 from locksmith.policy.language import InstructionEncoder
 from locksmith.policy.normalize import EmbodimentNormalizer, to_absolute, to_relative
 from locksmith.policy.stems import Stem
 from locksmith.policy.trunk import Trunk
-from locksmith.sim.scene import N_OBJECTS
+from locksmith.sim.scene import N_OBJECTS, N_PADS
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -192,6 +192,8 @@ class CrossEmbodimentPolicy(nn.Module):
                       *((b[self.camera_feature(r)],) if self.config.pixels else ()))
                   for r, b in batch.items()}
         grounding = self.trunk.grounding is not None and all("target_object" in b for b in batch.values())
+        scene = self.trunk.scene is not None and all(
+            "target_object" in b and b["observation.environment_state"].shape[-1] > 0 for b in batch.values())
         readouts, entity_out = self._encode(groups, entity_outputs=grounding)
         total, weight_sum, metrics = 0.0, 0.0, {}
         for robot, b in batch.items():
@@ -208,12 +210,30 @@ class CrossEmbodimentPolicy(nn.Module):
                 metrics[f"grounding/{robot}"] = float(aux.detach())
                 metrics[f"grounding_accuracy/{robot}"] = accuracy
                 loss = loss + self.config.grounding_weight * aux
+            if scene:
+                aux = self._scene_loss(robot, readouts[robot], b)
+                metrics[f"scene/{robot}"] = float(aux.detach())
+                loss = loss + self.config.scene_weight * aux
             w = float(b.get("weight", 1.0))
             total = total + w * loss
             weight_sum += w
         loss = total / max(weight_sum, 1e-12)
         metrics["loss"] = float(loss.detach())
         return loss, metrics
+
+    def _scene_loss(self, robot: str, readouts: torch.Tensor, b: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """L1 between where the scene head puts the instruction's cube and pad and where the recorded
+        scene state has them (camera frame, on the robot's normalized scale); labels of -1 do not count."""
+        scene = self.normalizers[robot].environment_state.normalize(b["observation.environment_state"])
+        n, rows = scene.shape[0], torch.arange(scene.shape[0], device=scene.device)
+        o_end = N_OBJECTS * OBJECT_FIELDS
+        objects = scene[:, :o_end].reshape(n, N_OBJECTS, OBJECT_FIELDS)
+        pads = scene[:, o_end:o_end + N_PADS * PAD_FIELDS].reshape(n, N_PADS, PAD_FIELDS)
+        obj, pad = b["target_object"].long(), b["target_pad"].long()
+        target = torch.cat([objects[rows, obj.clamp_min(0), :3], pads[rows, pad.clamp_min(0), :3]], -1)
+        keep = torch.cat([(obj >= 0)[:, None].expand(n, 3), (pad >= 0)[:, None].expand(n, 3)], -1).to(scene.dtype)
+        pred = self.trunk.scene(readouts.reshape(n, -1))
+        return (torch.abs(pred - target) * keep).sum() / keep.sum().clamp_min(1.0)
 
     def _intent_knots(self, robot: str, readouts: torch.Tensor) -> torch.Tensor:
         """(B, R, D) → normalized intent knots (B, K, slots): the shared head plus the robot's residual."""

@@ -20,7 +20,10 @@ object and pad token ("is this the entity the instruction names?"), trained by a
 loss. It is part of the trunk so that every robot, and every adapter, shares it. So are the shared stem
 and head of the intent action space (`locksmith.policy.intent`), when the policy has one, and the
 vision encoder of a pixel policy (`locksmith.policy.vision`): its stem tokens are the state and one
-token per image cell, in place of the object, pad and TCP tokens.
+token per image cell, in place of the object, pad and TCP tokens. With ``scene_weight > 0`` a pixel
+policy's trunk also owns the scene head: from the readouts, where the named cube and pad are in the
+camera's frame, trained against the recorded scene state by an auxiliary loss (the pictures must
+then carry where things are, not only how the arm moves); it is never read when acting.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ N_SLOTS = 1 + 1 + N_OBJECTS + N_PADS + MAX_ARMS  # embodiment, state, entities
 # Where the object and pad tokens sit among the stem tokens (after the state token).
 ENTITIES = slice(1, 1 + N_OBJECTS + N_PADS)
 N_ENTITIES = N_OBJECTS + N_PADS
+SCENE_TARGETS = 6  # the scene head's outputs: the named cube's position, the named pad's
 HASH_FEATURES = 8  # features per language token that `distinct_instructions` hashes
 
 
@@ -168,6 +172,8 @@ class Trunk(nn.Module):
         self.norm = nn.LayerNorm(d)
         self.n_readouts = config.n_readouts
         self.grounding = nn.Linear(d, 1) if config.grounding_weight > 0 else None
+        # a pixel policy's auxiliary readout: where the named cube and pad are (camera frame, normalized)
+        self.scene = nn.Linear(config.n_readouts * d, SCENE_TARGETS) if config.scene_weight > 0 else None
         self.language_prefix = config.language_prefix
         if config.intent:  # the shared stem and head of the intent action space (policy.intent)
             from locksmith.policy.intent import IntentHead, IntentStem

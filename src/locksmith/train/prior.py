@@ -24,6 +24,7 @@ import numpy as np
 
 from locksmith.atomic import write_json_atomic
 from locksmith.data.loading import (
+    DatasetError,
     Demonstrations,
     concat_demonstrations,
     load_demonstrations,
@@ -65,7 +66,7 @@ def recipe_trunk(fields: dict) -> dict:
     if trunk.get("observation") == "pixels":
         trunk.setdefault("grounding_weight", 0.0)
     else:  # a state policy reads no pictures: their settings are not its
-        trunk = {k: v for k, v in trunk.items() if k not in ("image_size", "image_shift", "keypoints")}
+        trunk = {k: v for k, v in trunk.items() if k not in ("image_size", "image_shift", "keypoints", "scene_weight")}
     return trunk
 
 
@@ -174,8 +175,11 @@ def run_pretrain(recipe: PriorRecipe, train_config: TrainConfig, out: str | Path
     out = Path(out)
     by_robot: dict[str, list[Demonstrations]] = {}
     if datasets:
+        size = recipe.image_size()  # a pixel recipe reads each dataset's first camera, fitted to its square
         for root in datasets:
-            demos = load_demonstrations(root)
+            demos = load_demonstrations(root, images=size is not None, image_size=size)
+            if size is not None:
+                _require_camera(demos)
             by_robot.setdefault(demos.spec.name, []).append(demos)
     else:
         for robot in recipe.robots:
@@ -189,6 +193,19 @@ def run_pretrain(recipe: PriorRecipe, train_config: TrainConfig, out: str | Path
     policy, summary = pretrain(demos, out, train_config, weights=weights, temperature=recipe.temperature,
                                resume=resume, progress=progress, **recipe.trunk)
     return {**summary, "policy": str(out / "policy"), "parameters": policy.num_parameters()}
+
+
+def _require_camera(demos: Demonstrations) -> None:
+    """A pixel policy reads the spec's first camera: DatasetError naming the dataset when it has none."""
+    from locksmith.policy.vision import camera_feature
+
+    try:
+        camera = camera_feature(demos.spec)
+    except ValueError as err:
+        raise DatasetError(f"{demos.root}: {err}") from None
+    if camera not in demos.images:
+        raise DatasetError(f"{demos.root}: no {camera!r} pictures for a pixel policy (the dataset has "
+                           f"{sorted(demos.images) or 'no cameras'}); record it with `locksmith demos --camera`")
 
 
 DEFAULT_PRETRAIN = TrainConfig(steps=PRETRAIN_STEPS, batch_size=PRETRAIN_BATCH_SIZE, lr=PRETRAIN_LR,
