@@ -276,12 +276,50 @@ def test_pretrain_on_given_datasets_reads_their_pictures_and_refuses_one_without
     from locksmith.cli import main
 
     common = ["pretrain", "--steps", "2", "--batch-size", "4", "--observation", "pixels", "--image-size", "32",
-              "--tune-episodes", "0", "--scene-weight", "0.5"]
+              "--tune-episodes", "0", "--scene-weight", "0.5", "--colour-film"]
     assert main([*common, "--datasets", str(camera_demos["so101"].root), "--out", str(tmp_path / "p")]) == 0
     policy = CrossEmbodimentPolicy.from_pretrained(tmp_path / "p" / "policy")
-    assert policy.config.pixels and policy.config.scene_weight == 0.5
+    assert policy.config.pixels and policy.config.scene_weight == 0.5 and policy.config.colour_film
     record_demos("so101", "pick_place", 1, tmp_path / "blind", workers=1, progress=False)
     capsys.readouterr()
     assert main([*common, "--datasets", str(tmp_path / "blind"), "--out", str(tmp_path / "q")]) == 2
     err = capsys.readouterr().err
     assert "blind" in err and "camera" in err and "--camera" in err, err
+
+
+def test_colour_film_conditions_the_encoder_on_the_colours_the_instruction_names(camera_demos):
+    """``colour_film``: each convolution is scaled and shifted by a map of the named colours (zero at
+    the start); the samples, the frozen encoder's cache and acting all pass the text's colours."""
+    from locksmith.data.targets import COLOUR_DIM, named_colours
+
+    demos = {"so101": camera_demos["so101"]}
+    torch.manual_seed(0)
+    policy = build_policy(demos, **TINY, colour_film=True)
+    encoder = policy.trunk.vision.eval()
+    frames = torch.as_tensor(camera_demos["so101"].images["observation.images.overhead"][:2])
+    red, green = (torch.as_tensor(named_colours([f"put the {c} cube on the blue pad"] * 2)) for c in ("red", "green"))
+    assert red.shape == (2, COLOUR_DIM)
+    assert torch.equal(encoder(frames, red), encoder(frames, green))  # zero at the start: the plain encoder
+    with pytest.raises(ValueError, match="named colours"):
+        encoder(frames)
+    for layer in encoder.film:
+        torch.nn.init.normal_(layer.weight, std=0.5)
+    assert not torch.allclose(encoder(frames, red), encoder(frames, green))  # the words now change what it sees
+    sampler = build_mixture(policy, demos).samplers["so101"]
+    texts = camera_demos["so101"].tasks
+    rows = np.array([0, len(texts) - 1])  # the first and the last episode's first and last frame
+    np.testing.assert_array_equal(sampler.gather(rows)["named_colours"].numpy(),
+                                  named_colours([texts[i] for i in rows]))
+    sampler.cache_image_tokens("observation.images.overhead", encoder)  # a frozen encoder's tokens
+    last = torch.as_tensor(camera_demos["so101"].images["observation.images.overhead"][rows])
+    torch.testing.assert_close(sampler.image_tokens["observation.images.overhead"][torch.as_tensor(rows)],
+                               encoder(last, torch.as_tensor(named_colours([texts[i] for i in rows]))))
+    policy.eval()
+    frames_np = camera_demos["so101"]
+    args = (frames_np.arrays["observation.state"][:1], frames_np.arrays["observation.environment_state"][:1])
+    image = frames_np.images["observation.images.overhead"][:1]
+    a = policy.predict_action_chunk("so101", *args, ["put the red cube on the blue pad"], image)
+    b2 = policy.predict_action_chunk("so101", *args, ["put the green cube on the blue pad"], image)
+    assert not torch.allclose(a, b2)
+    with pytest.raises(ValueError, match="colour_film needs observation 'pixels'"):
+        PolicyConfig(embodiments=policy.config.embodiments, colour_film=True)

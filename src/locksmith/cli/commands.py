@@ -152,7 +152,7 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
         trunk = recipe_trunk({"action_space": args.action_space, "intent_features": args.intent_features,
                               "observation": args.observation, "image_size": args.image_size,
                               "image_shift": args.image_shift, "keypoints": args.keypoints,
-                              "scene_weight": args.scene_weight})
+                              "scene_weight": args.scene_weight, "colour_film": args.colour_film})
         recipe = PriorRecipe(robots=tuple(robots), tasks=tuple(tasks), weights=weights,
                              temperature=args.temperature, trunk=trunk, **given)
         if args.tune_episodes > 0:

@@ -124,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keypoints", type=_count(0, 256), default=0,
                    help="spatial-softmax keypoints the vision encoder adds as one image token, for --observation "
                         "pixels (default 0: none)")
+    p.add_argument("--colour-film", action="store_true",
+                   help="for --observation pixels: condition the vision encoder (FiLM) on the colours the "
+                        "instruction names, read from its text (data.targets.named_colours)")
     p.add_argument("--scene-weight", type=_number(0.0, 100.0), default=0.0,
                    help="weight of an auxiliary training loss for --observation pixels: where the instruction's "
                         "cube and pad are, from the readouts (the recorded scene state is its target and is never "

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from locksmith.data.loading import Demonstrations
-from locksmith.data.targets import episode_targets
+from locksmith.data.targets import episode_targets, named_colours
 
 
 class ChunkSampler:
@@ -39,6 +39,7 @@ class ChunkSampler:
         self.task_ids = np.array([texts.index(t) for t in demos.tasks])
         self.language = torch.as_tensor(np.stack([language[t][0] for t in texts]))
         self.language_mask = torch.as_tensor(np.stack([language[t][1] for t in texts]))
+        self.named_colours = torch.as_tensor(named_colours(texts))  # per text: what a colour_film encoder reads
         a = demos.arrays
         self.state = torch.as_tensor(a["observation.state"])
         # a real robot's data has no scene state: width 0, which only a pixel policy (never reading it) accepts
@@ -61,8 +62,9 @@ class ChunkSampler:
     def cache_image_tokens(self, camera: str, encoder: torch.nn.Module, batch: int = 256) -> None:
         """Encode ``camera``'s every frame once with a frozen ``encoder``; samples then carry its
         tokens under ``camera`` in place of the picture (a pixel policy reads either)."""
-        frames = self.images[camera]
-        self.image_tokens[camera] = torch.cat([encoder(frames[i:i + batch]) for i in range(0, len(frames), batch)])
+        frames, colours = self.images[camera], self.named_colours[torch.as_tensor(self.task_ids)]
+        self.image_tokens[camera] = torch.cat([encoder(frames[i:i + batch], colours[i:i + batch])
+                                               for i in range(0, len(frames), batch)])
 
     def sample(self, batch_size: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
         idx = rng.integers(0, len(self), size=batch_size)
@@ -78,6 +80,7 @@ class ChunkSampler:
             "observation.environment_state": self.env_state[t],
             "language": self.language[torch.as_tensor(self.task_ids[idx])],  # (B, L, 384)
             "language_mask": self.language_mask[torch.as_tensor(self.task_ids[idx])],  # (B, L)
+            "named_colours": self.named_colours[torch.as_tensor(self.task_ids[idx])],  # (B, COLOUR_DIM)
             "action": self.action[torch.as_tensor(self.chunk_index[idx])],  # (B, H, A)
             "action_is_pad": torch.as_tensor(self.action_is_pad[idx]),  # (B, H)
             "target_object": self.target_object[t],  # (B,)

@@ -39,6 +39,9 @@ NAMED_ONE_HOT_DIM = N_OBJECTS + N_PADS
 
 _PALETTE_NAMES = tuple(COLOURS)
 _PALETTE = np.array([COLOURS[c] for c in _PALETTE_NAMES])  # (C, 3) r, g, b
+COLOUR_NAMES = _PALETTE_NAMES
+COLOUR_DIM = 2 * len(COLOUR_NAMES)
+"""Width of `named_colours`: one-hot of the named cube's colour, then of the named pad's."""
 _NAMED = re.compile(r"\b(" + "|".join(_PALETTE_NAMES) + r")\s+(cube|pad)s?\b", re.IGNORECASE)
 
 
@@ -84,6 +87,22 @@ def parse_named_colours(instruction: str) -> tuple[str | None, str | None]:
         found[noun.lower()].add(colour.lower())
     cube, pad = (next(iter(found[k])) if len(found[k]) == 1 else None for k in ("cube", "pad"))
     return cube, pad
+
+
+def named_colours(instructions: Sequence[str]) -> np.ndarray:
+    """The task as a pixel policy reads it (ours with ``colour_film``, and the pixel ACT peer):
+    (N, COLOUR_DIM) float32, one-hot of the colour of the cube and of the pad each text names
+    (`parse_named_colours`), zero where it names none. The text alone: no scene state."""
+    if isinstance(instructions, str):
+        raise TypeError("instructions must be a sequence of texts, one per frame, not one str")
+    out = np.zeros((len(instructions), COLOUR_DIM), dtype=np.float32)
+    texts = np.asarray(instructions, dtype=object)
+    for text in set(instructions):
+        rows = np.flatnonzero(texts == text)
+        for offset, colour in zip((0, len(COLOUR_NAMES)), parse_named_colours(text), strict=True):
+            if colour is not None:
+                out[rows, offset + COLOUR_NAMES.index(colour)] = 1.0
+    return out
 
 
 def _nearest_of_colour(colour: str | None, rgb: np.ndarray) -> np.ndarray:

@@ -31,7 +31,7 @@ def check_image_size(size: int) -> int:
 # and digested exactly as before.
 OMITTED_WHEN_DEFAULT = {"action_space": "native", "intent_features": "absolute", "observation": "state",
                         "image_size": DEFAULT_IMAGE_SIZE, "image_shift": DEFAULT_IMAGE_SHIFT, "keypoints": 0,
-                        "scene_weight": 0.0}
+                        "scene_weight": 0.0, "colour_film": False}
 
 
 def omit_defaults(data: dict, defaults: dict | None = None) -> dict:

@@ -132,6 +132,7 @@ class PolicyConfig:
     image_shift: int = DEFAULT_IMAGE_SHIFT  # px, a pixel policy's random shift of its pictures in training
     keypoints: int = 0  # a pixel policy's spatial-softmax keypoints (one more image token; 0: none)
     scene_weight: float = 0.0  # a pixel policy's auxiliary loss: where the named cube and pad are (training only)
+    colour_film: bool = False  # a pixel policy's encoder conditioned (FiLM) on the colours its instruction names
     version: int = CONFIG_VERSION
     extra: dict = field(default_factory=dict)
 
@@ -162,6 +163,8 @@ class PolicyConfig:
                              "grounding_weight 0")
         if self.scene_weight < 0:
             raise ValueError(f"scene_weight={self.scene_weight} must be >= 0")
+        if self.colour_film and not self.pixels:
+            raise ValueError("colour_film needs observation 'pixels' (it conditions the vision encoder)")
         if self.scene_weight > 0 and not self.pixels:
             raise ValueError("scene_weight > 0 needs observation 'pixels' (a state policy reads the scene it would "
                              "predict)")

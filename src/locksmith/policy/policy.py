@@ -35,6 +35,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from locksmith.atomic import swap_into_place
+from locksmith.data.targets import named_colours
 from locksmith.embodiment.spec import EmbodimentSpec, SpecError, load_spec
 from locksmith.policy.config import OBJECT_FIELDS, PAD_FIELDS, PolicyConfig
 from locksmith.policy.heads import ActionHead
@@ -144,7 +145,8 @@ class CrossEmbodimentPolicy(nn.Module):
                 if not image:
                     raise ValueError(f"{robot}: a pixel policy needs the camera image ({self.camera_feature(robot)})")
                 pixels = image[0]  # (B, H, W, 3) pictures, or (B, T, D) tokens cached by a frozen encoder
-                cells = pixels if pixels.dim() == 3 else self.trunk.vision(pixels)
+                colours = image[1] if len(image) > 1 else None  # the instruction's named colours (colour_film)
+                cells = pixels if pixels.dim() == 3 else self.trunk.vision(pixels, colours)
                 t = self.stems[robot](norm.state.normalize(state), cells)
             else:
                 t = self.stems[robot](norm.state.normalize(state), norm.environment_state.normalize(env_state),
@@ -189,7 +191,7 @@ class CrossEmbodimentPolicy(nn.Module):
         """Masked L1 on normalized action chunks, weighted per robot by ``batch[r]["weight"]``; with
         ``grounding_weight > 0`` and target labels in the batch, plus that times the grounding loss."""
         groups = {r: (b["observation.state"], b["observation.environment_state"], b["language"], b["language_mask"],
-                      *((b[self.camera_feature(r)],) if self.config.pixels else ()))
+                      *((b[self.camera_feature(r)], b.get("named_colours")) if self.config.pixels else ()))
                   for r, b in batch.items()}
         grounding = self.trunk.grounding is not None and all("target_object" in b for b in batch.values())
         scene = self.trunk.scene is not None and all(
@@ -276,7 +278,8 @@ class CrossEmbodimentPolicy(nn.Module):
         device = next(self.parameters()).device
         state = torch.as_tensor(state, dtype=torch.float32, device=device)
         env_state = torch.as_tensor(environment_state, dtype=torch.float32, device=device)
-        pixels = () if image is None or not self.config.pixels else (torch.as_tensor(image, device=device),)
+        pixels = () if image is None or not self.config.pixels else (
+            torch.as_tensor(image, device=device), torch.as_tensor(named_colours(instructions), device=device))
         readouts = self._readouts({robot: (state, env_state, *self.embed_instructions(instructions), *pixels)})[robot]
         if self.config.intent:
             return self.stems[robot].to_intent(self._intent_knots(robot, readouts))

@@ -164,7 +164,7 @@ class Trunk(nn.Module):
         # a pixel policy's stem tokens: its state and one per image cell (`policy.vision`)
         n_slots = 2 + n_image_tokens(config.image_size, config.keypoints) if config.pixels else N_SLOTS
         self.slots = nn.Parameter(torch.randn(n_slots, d) * 0.02)
-        self.vision = (VisionEncoder(d, config.image_size, config.image_shift, config.keypoints)
+        self.vision = (VisionEncoder(d, config.image_size, config.image_shift, config.keypoints, config.colour_film)
                        if config.pixels else None)
         self.readouts = nn.Parameter(torch.randn(config.n_readouts, d) * 0.02)
         self.blocks = nn.ModuleList(

@@ -14,6 +14,11 @@ and the spec that says which camera the policy reads (`camera_feature`). A pixel
 reads ``observation.environment_state``: that privileged state stays in the data for the
 experts and the metrics.
 
+With ``colour_film`` each convolution's feature maps are scaled and shifted (FiLM) by a map of the
+colours the instruction names (`data.targets.named_colours`: the cube's and the pad's, from the text
+alone, as the pixel ACT peer reads them): without it the encoder sees the cubes but does not learn
+which one the words name (docs/benchmarks.md, "Why the pixel policy never grasps").
+
 In training the encoder sees each picture shifted by up to ``image_shift`` pixels (replicate
 padding, then a random crop back to size; DrQ's augmentation), so that it cannot key on exact
 pixel positions of a few hundred recorded episodes; in evaluation it sees the picture as it is,
@@ -25,6 +30,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from locksmith.data.targets import COLOUR_DIM
 from locksmith.embodiment.spec import EmbodimentSpec
 from locksmith.policy.config import EmbodimentConfig
 from locksmith.sim.cameras import IMAGE_PREFIX
@@ -65,10 +71,17 @@ def random_shift(x: torch.Tensor, pad: int) -> torch.Tensor:
 class VisionEncoder(nn.Module):
     """Shared: a square uint8 image → one token per 16 x 16 cell (see the module docstring)."""
 
-    def __init__(self, d_model: int, image_size: int, image_shift: int = 0, keypoints: int = 0):
+    def __init__(self, d_model: int, image_size: int, image_shift: int = 0, keypoints: int = 0,
+                 colour_film: bool = False):
         super().__init__()
         self.image_shift = image_shift
         self.keypoints = keypoints
+        # FiLM per layer from the instruction's named colours (`data.targets.named_colours`), zero at
+        # the start: a scale and shift of each feature map (RT-1 conditions its encoder the same way)
+        self.film = (nn.ModuleList(nn.Linear(COLOUR_DIM, 2 * c) for c in CHANNELS) if colour_film else None)
+        for layer in self.film or ():
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
         layers, c_in = [], 3
         for i, c_out in enumerate(CHANNELS):
             kernel = 5 if i == 0 else 3
@@ -86,23 +99,32 @@ class VisionEncoder(nn.Module):
             grid = torch.stack(torch.meshgrid(axis, axis, indexing="ij"), -1).reshape(-1, 2)  # (side², 2) y, x
             self.register_buffer("keypoint_grid", grid, persistent=False)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """(B, H, W, 3) uint8 (or float in [0, 255]) → (B, (H/16)², D)."""
+    def forward(self, images: torch.Tensor, colours: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, H, W, 3) uint8 (or float in [0, 255]), and with ``colour_film`` the (B, COLOUR_DIM)
+        named colours of each picture's instruction → (B, (H/16)², D)."""
         if images.shape[1:] != (self.image_size, self.image_size, 3):
             raise ValueError(f"images of shape {tuple(images.shape[1:])}; this policy reads "
                              f"({self.image_size}, {self.image_size}, 3)")
+        if self.film is not None and colours is None:
+            raise ValueError("this encoder is conditioned on the instruction's named colours (colour_film): "
+                             "pass them (data.targets.named_colours)")
         x = images.permute(0, 3, 1, 2).float().div(255.0).sub(PIXEL_MEAN).div(PIXEL_SCALE)
         if self.training and self.convs[0].weight.requires_grad:  # a frozen encoder's tokens are cached once
             x = random_shift(x, self.image_shift)
+        mid = None
+        for i in range(len(CHANNELS)):
+            x = self.convs[2 * i](x)
+            if self.film is not None:
+                scale, shift = self.film[i](colours.to(x.dtype)).chunk(2, -1)
+                x = x * (1 + scale[:, :, None, None]) + shift[:, :, None, None]
+            x = self.convs[2 * i + 1](x)  # GELU
+            if i == KEYPOINT_LAYER:
+                mid = x  # (B, C_k, H/4, W/4)
+        cells = self.project(x.flatten(2).transpose(1, 2))  # x: (B, C, H/16, W/16)
         if not self.keypoints:
-            x = self.convs(x)  # (B, C, H/16, W/16)
-            return self.project(x.flatten(2).transpose(1, 2)) + self.cells
-        split = 2 * (KEYPOINT_LAYER + 1)  # conv + GELU per layer
-        mid = self.convs[:split](x)  # (B, C_k, H/4, W/4)
-        top = self.convs[split:](mid)  # (B, C, H/16, W/16)
+            return cells + self.cells
         weights = self.keypoint_maps(mid).flatten(2).softmax(-1)  # (B, K, (H/4)²)
         points = weights @ self.keypoint_grid  # (B, K, 2): each map's expected position in [-1, 1]
-        cells = self.project(top.flatten(2).transpose(1, 2))
         return torch.cat([cells, self.keypoint_project(points.flatten(1))[:, None]], 1) + self.cells
 
 

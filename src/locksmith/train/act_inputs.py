@@ -49,16 +49,17 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from locksmith.data.targets import (
+from locksmith.data.targets import (  # named_colours and its sizes: re-exported for the ACT peer
+    COLOUR_DIM,
+    COLOUR_NAMES,
     N_OBJECTS,
     N_PADS,
     OBJECT_FIELDS,
     PAD_FIELDS,
+    named_colours,
     named_entity_indices,
     named_one_hot,
-    parse_named_colours,
 )
-from locksmith.sim.scene import COLOURS
 
 NAMED_KEY = "observation.named_entities"
 """The stats key of the named-entity columns (ACT's ENV input is ``environment_state ⊕ named_features``)."""
@@ -97,28 +98,9 @@ def feature_stats(x: np.ndarray) -> dict[str, np.ndarray]:
     return {"mean": x.mean(0), "std": x.std(0), "min": x.min(0), "max": x.max(0)}
 
 
-COLOUR_NAMES = tuple(COLOURS)
-COLOUR_DIM = 2 * len(COLOUR_NAMES)
-"""Width of `named_colours`: one-hot of the named cube's colour, then of the named pad's."""
 COLOUR_ENCODING = {"source": "locksmith.data.targets.parse_named_colours", "dim": COLOUR_DIM,
                    "columns": [f"cube.{c}" for c in COLOUR_NAMES] + [f"pad.{c}" for c in COLOUR_NAMES]}
 """Recorded in a pixel ACT's marker: what its task columns hold."""
-
-
-def named_colours(instructions: Sequence[str]) -> np.ndarray:
-    """The task as a pixel ACT reads it: (N, COLOUR_DIM) float32, one-hot of the colour of the
-    cube and of the pad each text names (`parse_named_colours`), zero where it names none. The
-    text alone: no scene state."""
-    if isinstance(instructions, str):
-        raise TypeError("instructions must be a sequence of texts, one per frame, not one str")
-    out = np.zeros((len(instructions), COLOUR_DIM), dtype=np.float32)
-    texts = np.asarray(instructions, dtype=object)
-    for text in set(instructions):
-        rows = np.flatnonzero(texts == text)
-        for offset, colour in zip((0, len(COLOUR_NAMES)), parse_named_colours(text), strict=True):
-            if colour is not None:
-                out[rows, offset + COLOUR_NAMES.index(colour)] = 1.0
-    return out
 
 
 def image_stats(images: np.ndarray, batch: int = 4096) -> dict[str, np.ndarray]:

@@ -66,7 +66,8 @@ def recipe_trunk(fields: dict) -> dict:
     if trunk.get("observation") == "pixels":
         trunk.setdefault("grounding_weight", 0.0)
     else:  # a state policy reads no pictures: their settings are not its
-        trunk = {k: v for k, v in trunk.items() if k not in ("image_size", "image_shift", "keypoints", "scene_weight")}
+        trunk = {k: v for k, v in trunk.items() if k not in ("image_size", "image_shift", "keypoints", "scene_weight",
+                                                         "colour_film")}
     return trunk
 
 
