@@ -153,6 +153,8 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
                               "observation": args.observation, "image_size": args.image_size,
                               "image_shift": args.image_shift, "keypoints": args.keypoints,
                               "scene_weight": args.scene_weight, "colour_film": args.colour_film})
+        if args.scene_frames:
+            given["scene_frames"] = args.scene_frames
         recipe = PriorRecipe(robots=tuple(robots), tasks=tuple(tasks), weights=weights,
                              temperature=args.temperature, trunk=trunk, **given)
         if args.tune_episodes > 0:

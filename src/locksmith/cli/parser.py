@@ -127,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--colour-film", action="store_true",
                    help="for --observation pixels: condition the vision encoder (FiLM) on the colours the "
                         "instruction names, read from its text (data.targets.named_colours)")
+    p.add_argument("--scene-frames", type=_count(0, 100_000), default=0,
+                   help="for --observation pixels with --scene-weight: render the first frame of this many random "
+                        "layouts per robot and train the scene loss on them too (train.scene_frames; default 0)")
     p.add_argument("--scene-weight", type=_number(0.0, 100.0), default=0.0,
                    help="weight of an auxiliary training loss for --observation pixels: where the instruction's "
                         "cube and pad are, from the readouts (the recorded scene state is its target and is never "

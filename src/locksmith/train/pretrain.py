@@ -15,6 +15,7 @@ from locksmith.policy.config import EmbodimentConfig, PolicyConfig
 from locksmith.policy.normalize import training_stats
 from locksmith.policy.policy import CrossEmbodimentPolicy
 from locksmith.train.loop import TrainConfig, train
+from locksmith.train.scene_frames import SceneFrames, scene_frames_loss
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +44,19 @@ def build_mixture(policy: CrossEmbodimentPolicy, demos: Mapping[str, Demonstrati
 
 def pretrain(demos: Mapping[str, Demonstrations], out: str | Path, train_config: TrainConfig,
              weights: Mapping[str, float] | None = None, temperature: float = 1.0, resume: bool = False,
-             progress: bool = True, **trunk: int | float) -> tuple[CrossEmbodimentPolicy, dict]:
+             progress: bool = True, scene_frames: Mapping[str, SceneFrames] | None = None,
+             **trunk: int | float) -> tuple[CrossEmbodimentPolicy, dict]:
+    """Build a policy for ``demos``' robots and train it on their mixture; with ``scene_frames``
+    (a pixel policy with ``scene_weight``) each step also takes the scene loss on a batch of them."""
     torch.manual_seed(train_config.seed)  # the initialization is part of the seeded run
     policy = build_policy(demos, **trunk)
     mixture = build_mixture(policy, demos, weights, temperature)
     log.info("policy: %d parameters", policy.num_parameters())
-    summary = train(policy, mixture, train_config, out, resume=resume, progress=progress, extra_config={
+    extra_loss = (scene_frames_loss(policy, scene_frames, train_config.batch_size, train_config.seed)
+                  if scene_frames else None)
+    summary = train(policy, mixture, train_config, out, resume=resume, progress=progress, regularizer=extra_loss,
+                    extra_config={
+        **({"scene_frames": {robot: len(f) for robot, f in scene_frames.items()}} if scene_frames else {}),
         "policy": {"parameters": policy.num_parameters(), **{k: v for k, v in trunk.items()}},
         "datasets": {n: {"root": str(d.root), "episodes": d.num_episodes, "frames": d.num_frames,
                          "fingerprint": d.fingerprint} for n, d in demos.items()},

@@ -54,6 +54,7 @@ from locksmith.train.defaults import (
 )
 from locksmith.train.loop import TrainConfig
 from locksmith.train.pretrain import pretrain
+from locksmith.train.scene_frames import MAX_SCENE_FRAMES, render_scene_frames
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,9 @@ class PriorRecipe:
     # PolicyConfig fields that differ from its defaults: trunk sizes (d_model, n_layers, n_heads,
     # d_feedforward, n_readouts) and the action space; empty: the defaults.
     trunk: dict = field(default_factory=dict)
+    # A pixel prior's rendered first frames of random layouts per robot, for its scene loss
+    # (`train.scene_frames`); 0: none.
+    scene_frames: int = 0
 
     def image_size(self) -> int | None:
         """The camera size a pixel policy reads (its demos are recorded with it); None: state."""
@@ -112,6 +116,11 @@ class PriorRecipe:
                 raise ValueError("--weights: the mixture weights are all zero")
         if not (np.isfinite(self.demo_noise) and 0 <= self.demo_noise <= 0.1):
             raise ValueError(f"demo_noise={self.demo_noise} must be a distance in [0, 0.1] metres")
+        if self.scene_frames and (self.image_size() is None or not self.trunk.get("scene_weight", 0) > 0):
+            raise ValueError(f"scene_frames={self.scene_frames}: scene frames train a pixel policy's scene loss; "
+                             "give --observation pixels and --scene-weight above 0")
+        if not 0 <= self.scene_frames <= MAX_SCENE_FRAMES:
+            raise ValueError(f"scene_frames={self.scene_frames} must be between 0 and {MAX_SCENE_FRAMES}")
         if not (np.isfinite(self.demo_start_jitter) and 0 <= self.demo_start_jitter <= MAX_START_JITTER):
             raise ValueError(f"demo_start_jitter={self.demo_start_jitter} must be a distance in "
                              f"[0, {MAX_START_JITTER:g}] metres")
@@ -191,8 +200,15 @@ def run_pretrain(recipe: PriorRecipe, train_config: TrainConfig, out: str | Path
                 by_robot.setdefault(robot, []).append(demos)
     demos = {robot: concat_demonstrations(parts) for robot, parts in by_robot.items()}
     weights = recipe.weights if recipe.weights and set(recipe.weights) == set(demos) else None
+    frames = None
+    if recipe.scene_frames:
+        task = tuning_task(recipe.tasks, datasets)
+        if task is None:
+            raise DatasetError("scene frames are rendered in a simulated task, and the datasets name none")
+        frames = {robot: render_scene_frames(robot, task, recipe.scene_frames, recipe.image_size(), progress)
+                  for robot in demos}
     policy, summary = pretrain(demos, out, train_config, weights=weights, temperature=recipe.temperature,
-                               resume=resume, progress=progress, **recipe.trunk)
+                               resume=resume, progress=progress, scene_frames=frames, **recipe.trunk)
     return {**summary, "policy": str(out / "policy"), "parameters": policy.num_parameters()}
 
 
