@@ -37,13 +37,13 @@ from torch import nn
 from locksmith.atomic import swap_into_place
 from locksmith.data.targets import named_colours
 from locksmith.embodiment.spec import EmbodimentSpec, SpecError, load_spec
-from locksmith.policy.config import OBJECT_FIELDS, PAD_FIELDS, PolicyConfig
+from locksmith.policy.config import PolicyConfig
 from locksmith.policy.heads import ActionHead
 from locksmith.policy.language import InstructionEncoder
 from locksmith.policy.normalize import EmbodimentNormalizer, to_absolute, to_relative
-from locksmith.policy.stems import Stem
+from locksmith.policy.stems import Stem, split_scene
 from locksmith.policy.trunk import Trunk
-from locksmith.sim.scene import N_OBJECTS, N_PADS
+from locksmith.sim.scene import N_OBJECTS
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -172,6 +172,12 @@ class CrossEmbodimentPolicy(nn.Module):
         return (dict(zip(groups, torch.split(readouts, sizes), strict=True)),
                 dict(zip(groups, torch.split(entity_tokens, sizes), strict=True)))
 
+    def batch_group(self, robot: str, b: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        """One robot's training batch (a `ChunkSampler` sample's keys) → its `_readouts` group: state,
+        scene state, language and its mask, and for a pixel policy the camera and the named colours."""
+        return (b["observation.state"], b["observation.environment_state"], b["language"], b["language_mask"],
+                *((b[self.camera_feature(robot)], b.get("named_colours")) if self.config.pixels else ()))
+
     def _grounding_loss(self, entity_out: torch.Tensor, b: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, float]:
         """Cross-entropy of "which object / pad does the instruction name" from the shared head.
 
@@ -190,9 +196,7 @@ class CrossEmbodimentPolicy(nn.Module):
     def forward(self, batch: Mapping[str, Mapping[str, torch.Tensor]]) -> tuple[torch.Tensor, dict[str, float]]:
         """Masked L1 on normalized action chunks, weighted per robot by ``batch[r]["weight"]``; with
         ``grounding_weight > 0`` and target labels in the batch, plus that times the grounding loss."""
-        groups = {r: (b["observation.state"], b["observation.environment_state"], b["language"], b["language_mask"],
-                      *((b[self.camera_feature(r)], b.get("named_colours")) if self.config.pixels else ()))
-                  for r, b in batch.items()}
+        groups = {r: self.batch_group(r, b) for r, b in batch.items()}
         grounding = self.trunk.grounding is not None and all("target_object" in b for b in batch.values())
         scene = self.trunk.scene is not None and all(
             "target_object" in b and b["observation.environment_state"].shape[-1] > 0 for b in batch.values())
@@ -228,9 +232,7 @@ class CrossEmbodimentPolicy(nn.Module):
         scene state has them (camera frame, on the robot's normalized scale); labels of -1 do not count."""
         scene = self.normalizers[robot].environment_state.normalize(b["observation.environment_state"])
         n, rows = scene.shape[0], torch.arange(scene.shape[0], device=scene.device)
-        o_end = N_OBJECTS * OBJECT_FIELDS
-        objects = scene[:, :o_end].reshape(n, N_OBJECTS, OBJECT_FIELDS)
-        pads = scene[:, o_end:o_end + N_PADS * PAD_FIELDS].reshape(n, N_PADS, PAD_FIELDS)
+        objects, pads, _ = split_scene(scene, self.config.embodiment(robot).n_arms)
         obj, pad = b["target_object"].long(), b["target_pad"].long()
         target = torch.cat([objects[rows, obj.clamp_min(0), :3], pads[rows, pad.clamp_min(0), :3]], -1)
         keep = torch.cat([(obj >= 0)[:, None].expand(n, 3), (pad >= 0)[:, None].expand(n, 3)], -1).to(scene.dtype)

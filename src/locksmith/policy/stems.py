@@ -28,6 +28,17 @@ def mlp(d_in: int, d_hidden: int, d_out: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(d_in, d_hidden), nn.GELU(), nn.Linear(d_hidden, d_out))
 
 
+def split_scene(environment_state: torch.Tensor, n_arms: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(B, env_dim) scene state (`sim.env` layout) → objects (B, N_OBJECTS, OBJECT_FIELDS), pads
+    (B, N_PADS, PAD_FIELDS) and arms (B, n_arms, ARM_FIELDS)."""
+    b = environment_state.shape[0]
+    o_end = N_OBJECTS * OBJECT_FIELDS
+    p_end = o_end + N_PADS * PAD_FIELDS
+    return (environment_state[:, :o_end].reshape(b, N_OBJECTS, OBJECT_FIELDS),
+            environment_state[:, o_end:p_end].reshape(b, N_PADS, PAD_FIELDS),
+            environment_state[:, p_end:].reshape(b, n_arms, ARM_FIELDS))
+
+
 class Stem(nn.Module):
     """One robot's stem (see the module docstring)."""
 
@@ -44,12 +55,7 @@ class Stem(nn.Module):
         return 1 + N_OBJECTS + N_PADS + self.n_arms
 
     def _split(self, environment_state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        b = environment_state.shape[0]
-        o_end = N_OBJECTS * OBJECT_FIELDS
-        p_end = o_end + N_PADS * PAD_FIELDS
-        return (environment_state[:, :o_end].reshape(b, N_OBJECTS, OBJECT_FIELDS),
-                environment_state[:, o_end:p_end].reshape(b, N_PADS, PAD_FIELDS),
-                environment_state[:, p_end:].reshape(b, self.n_arms, ARM_FIELDS))
+        return split_scene(environment_state, self.n_arms)
 
     def forward(self, state: torch.Tensor, environment_state: torch.Tensor, raw_environment_state: torch.Tensor) -> torch.Tensor:
         """(B, state_dim), (B, env_dim) normalized, (B, env_dim) raw → (B, n_tokens, D)."""

@@ -71,7 +71,7 @@ def scene_frames_loss(policy, frames: Mapping[str, SceneFrames], batch_size: int
     if policy.trunk.scene is None:
         raise ValueError("scene frames train the scene head: the policy needs scene_weight > 0")
     rng = np.random.default_rng([seed, SCENE_FRAME_SEED])
-    batches = {robot: _tensors(policy, f) for robot, f in frames.items()}
+    batches = {robot: _tensors(policy, robot, f) for robot, f in frames.items()}
 
     def loss(model: torch.nn.Module) -> torch.Tensor:
         total = 0.0
@@ -79,20 +79,18 @@ def scene_frames_loss(policy, frames: Mapping[str, SceneFrames], batch_size: int
             idx = torch.as_tensor(rng.integers(0, len(data["target_object"]), batch_size))
             b = {k: v[idx] for k, v in data.items() if k not in ("language", "language_mask")}
             b["language"], b["language_mask"] = data["language"][b["text"]], data["language_mask"][b["text"]]
-            readouts = model._readouts({robot: (b["observation.state"], b["observation.environment_state"],
-                                                b["language"], b["language_mask"], b["image"],
-                                                b["named_colours"])})[robot]
+            readouts = model._readouts({robot: model.batch_group(robot, b)})[robot]
             total = total + model._scene_loss(robot, readouts, b)
         return model.config.scene_weight * total / len(batches)
 
     return loss
 
 
-def _tensors(policy, frames: SceneFrames) -> dict[str, torch.Tensor]:
+def _tensors(policy, robot: str, frames: SceneFrames) -> dict[str, torch.Tensor]:
     texts = sorted(set(frames.instructions))
     tokens, mask = policy.embed_instructions(texts)  # one padded batch: every text the same length
     which = torch.as_tensor([texts.index(t) for t in frames.instructions])  # each frame's text
     return {"observation.state": torch.as_tensor(frames.state), "observation.environment_state": torch.as_tensor(
-            frames.scene), "image": torch.as_tensor(frames.image), "text": which, "language": tokens,
+            frames.scene), policy.camera_feature(robot): torch.as_tensor(frames.image), "text": which, "language": tokens,
             "language_mask": mask, "named_colours": torch.as_tensor(named_colours(frames.instructions)),
             "target_object": torch.as_tensor(frames.target_object), "target_pad": torch.as_tensor(frames.target_pad)}
