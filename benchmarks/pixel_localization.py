@@ -46,16 +46,13 @@ def main() -> None:
     from locksmith.data.loading import load_demonstrations
     from locksmith.data.record import record_demos
     from locksmith.data.targets import named_colours
-    from locksmith.policy.config import OBJECT_FIELDS, PAD_FIELDS
-    from locksmith.policy.vision import camera_feature
-    from locksmith.sim.env import TabletopEnv
-    from locksmith.sim.scene import N_OBJECTS
+    from locksmith.policy.stems import split_scene
     from locksmith.train.pretrain import build_policy
+    from locksmith.train.scene_frames import render_scene_frames
 
-    env = TabletopEnv(args.robot, "pick_place", render=True, image_size=args.image_size)
     t0 = time.perf_counter()
-    train = _scenes(env, range(TRAIN_SEED, TRAIN_SEED + args.scenes))
-    new = _scenes(env, range(NEW_SEED, NEW_SEED + NEW_SCENES))
+    train = render_scene_frames(args.robot, "pick_place", args.scenes, args.image_size, False, TRAIN_SEED)
+    new = render_scene_frames(args.robot, "pick_place", NEW_SCENES, args.image_size, False, NEW_SEED)
     print(f"rendered {args.scenes + NEW_SCENES} scenes in {time.perf_counter() - t0:.0f} s", flush=True)
     with tempfile.TemporaryDirectory() as tmp:  # two demos to build the policy from
         record_demos(args.robot, "pick_place", 2, Path(tmp) / "d", workers=1, progress=False)
@@ -64,80 +61,67 @@ def main() -> None:
     policy = build_policy(demos, observation="pixels", image_size=args.image_size, image_shift=args.image_shift,
                           keypoints=args.keypoints, colour_film=args.colour_film, grounding_weight=0.0,
                           scene_weight=1.0)
-    camera = camera_feature(policy.specs[args.robot])
+    n_arms = policy.config.embodiment(args.robot).n_arms
     scene_norm = policy.normalizers[args.robot].environment_state  # the training layouts' own mean and spread
-    layouts = np.stack([s["scene"] for s in train])
-    scene_norm.shift.copy_(torch.as_tensor(layouts.mean(0)))
-    scene_norm.scale.copy_(torch.as_tensor(np.maximum(layouts.std(0), 1e-3)))
+    scene_norm.shift.copy_(torch.as_tensor(train.scene.mean(0)))
+    scene_norm.scale.copy_(torch.as_tensor(np.maximum(train.scene.std(0), 1e-3)))
 
-    def batch(items: list[dict]) -> dict[str, torch.Tensor]:
-        texts = [s["instruction"] for s in items]
+    def batch(frames, idx: np.ndarray) -> dict[str, torch.Tensor]:
+        texts = [frames.instructions[i] for i in idx]
         language, mask = policy.embed_instructions(texts)
-        return {"observation.state": torch.as_tensor(np.stack([s["state"] for s in items])),
-                "observation.environment_state": torch.as_tensor(np.stack([s["scene"] for s in items])),
+        return {"observation.state": torch.as_tensor(frames.state[idx]),
+                "observation.environment_state": torch.as_tensor(frames.scene[idx]),
                 "language": language, "language_mask": mask,
-                camera: torch.as_tensor(np.stack([s["image"] for s in items])),
-                "target_object": torch.as_tensor([s["object"] for s in items]),
-                "target_pad": torch.as_tensor([s["pad"] for s in items]),
+                policy.camera_feature(args.robot): torch.as_tensor(frames.image[idx]),
+                "target_object": torch.as_tensor(frames.target_object[idx]),
+                "target_pad": torch.as_tensor(frames.target_pad[idx]),
                 "named_colours": torch.as_tensor(named_colours(texts))}
 
     def readouts(b: dict[str, torch.Tensor]) -> torch.Tensor:
-        return policy._readouts({args.robot: (b["observation.state"], b["observation.environment_state"],
-                                              b["language"], b["language_mask"], b[camera],
-                                              b["named_colours"])})[args.robot]
+        return policy._readouts({args.robot: policy.batch_group(args.robot, b)})[args.robot]
 
-    def distances(items: list[dict]) -> tuple[float, float]:
+    def distances(frames, idx: np.ndarray) -> tuple[float, float]:
         """Mean distance (m) of the named cube and of the named pad from where the scene head puts them."""
         policy.eval()
         with torch.no_grad():
-            b = batch(items)
+            b = batch(frames, idx)
             r = readouts(b)
             pred = policy.trunk.scene(r.reshape(r.shape[0], -1))
         policy.train()
-        cube, pad = [], []
-        for k, s in enumerate(items):
-            for out, start, where in ((cube, s["object"] * OBJECT_FIELDS, pred[k, :3]),
-                                      (pad, N_OBJECTS * OBJECT_FIELDS + s["pad"] * PAD_FIELDS, pred[k, 3:])):
-                dims = slice(start, start + 3)
-                placed = where * scene_norm.scale[dims] + scene_norm.shift[dims]
-                out.append(float(torch.linalg.norm(placed - b["observation.environment_state"][k, dims])))
-        return float(np.mean(cube)), float(np.mean(pad))
+        rows, out = torch.arange(len(idx)), []
+        for where, k, which in ((pred[:, :3], 0, b["target_object"]), (pred[:, 3:], 1, b["target_pad"])):
+            scale, shift = (split_scene(v[None], n_arms)[k][0, which, :3] for v in (scene_norm.scale, scene_norm.shift))
+            truth = split_scene(b["observation.environment_state"], n_arms)[k][rows, which, :3]
+            out.append(float(torch.linalg.norm(where * scale + shift - truth, dim=1).mean()))
+        return out[0], out[1]
 
-    guess = _mean_guess(new, OBJECT_FIELDS, PAD_FIELDS, N_OBJECTS)
+    guess = _mean_guess(new, n_arms)
     print(f"guessing the mean position, new scenes: cube {guess[0]:.3f} m, pad {guess[1]:.3f} m")
     optimizer = torch.optim.AdamW(policy.parameters(), lr=args.lr)
     rng = np.random.default_rng(args.seed)
     t0 = time.perf_counter()
     for step in range(args.steps + 1):
         if step % 500 == 0 or step == args.steps:
-            (tc, tp), (nc, np_) = distances(train[:NEW_SCENES]), distances(new)
+            (tc, tp), (nc, np_) = distances(train, np.arange(NEW_SCENES)), distances(new, np.arange(NEW_SCENES))
             print(f"step {step}: training scenes cube {tc:.3f} m, pad {tp:.3f} m; new scenes cube {nc:.3f} m, "
                   f"pad {np_:.3f} m ({time.perf_counter() - t0:.0f} s)", flush=True)
         if step == args.steps:
             break
-        b = batch([train[i] for i in rng.integers(0, len(train), args.batch_size)])
+        b = batch(train, rng.integers(0, len(train), args.batch_size))
         loss = policy._scene_loss(args.robot, readouts(b), b)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
 
 
-def _scenes(env, seeds) -> list[dict]:
-    out = []
-    for seed in seeds:
-        obs, _ = env.reset(seed=seed)
-        camera = next(k for k in obs if k.startswith("observation.images."))
-        out.append({"state": obs["observation.state"], "scene": obs["observation.environment_state"],
-                    "image": obs[camera], "instruction": env.instruction, "object": env.target_object,
-                    "pad": env.target_pad})
-    return out
+def _mean_guess(frames, n_arms: int) -> tuple[float, float]:
+    """Mean distance (m) of the named cube and of the named pad from their mean position."""
+    from locksmith.policy.stems import split_scene
 
-
-def _mean_guess(items: list[dict], object_fields: int, pad_fields: int, n_objects: int) -> tuple[float, float]:
-    cubes = np.stack([s["scene"][s["object"] * object_fields:][:3] for s in items])
-    pads = np.stack([s["scene"][n_objects * object_fields + s["pad"] * pad_fields:][:3] for s in items])
-    return (float(np.linalg.norm(cubes - cubes.mean(0), axis=1).mean()),
-            float(np.linalg.norm(pads - pads.mean(0), axis=1).mean()))
+    rows = np.arange(len(frames))
+    objects, pads, _ = split_scene(frames.scene, n_arms)
+    named = (objects[rows, frames.target_object, :3], pads[rows, frames.target_pad, :3])
+    return tuple(float(np.linalg.norm(p - p.mean(0), axis=1).mean()) for p in named)
 
 
 if __name__ == "__main__":

@@ -42,8 +42,10 @@ class SceneFrames:
         return len(self.instructions)
 
 
-def render_scene_frames(robot: str, task: str, n: int, image_size: int, progress: bool = True) -> SceneFrames:
-    """The first frame of ``n`` random layouts of ``task`` on ``robot``, its first camera at ``image_size``."""
+def render_scene_frames(robot: str, task: str, n: int, image_size: int, progress: bool = True,
+                        first_seed: int = SCENE_FRAME_SEED) -> SceneFrames:
+    """The first frame of ``n`` random layouts of ``task`` on ``robot`` (layout seeds from
+    ``first_seed`` on), its first camera at ``image_size``."""
     from locksmith.sim.env import TabletopEnv
 
     if not 1 <= n <= MAX_SCENE_FRAMES:
@@ -51,7 +53,7 @@ def render_scene_frames(robot: str, task: str, n: int, image_size: int, progress
     env = TabletopEnv(robot, task, render=True, image_size=image_size)
     rows = []
     try:
-        for seed in tqdm(range(SCENE_FRAME_SEED, SCENE_FRAME_SEED + n), desc=f"{robot} scene frames",
+        for seed in tqdm(range(first_seed, first_seed + n), desc=f"{robot} scene frames",
                          disable=not progress, leave=False):
             obs, _ = env.reset(seed=seed)
             camera = next(k for k in obs if k.startswith("observation.images."))
@@ -90,7 +92,9 @@ def _tensors(policy, robot: str, frames: SceneFrames) -> dict[str, torch.Tensor]
     texts = sorted(set(frames.instructions))
     tokens, mask = policy.embed_instructions(texts)  # one padded batch: every text the same length
     which = torch.as_tensor([texts.index(t) for t in frames.instructions])  # each frame's text
-    return {"observation.state": torch.as_tensor(frames.state), "observation.environment_state": torch.as_tensor(
-            frames.scene), policy.camera_feature(robot): torch.as_tensor(frames.image), "text": which, "language": tokens,
-            "language_mask": mask, "named_colours": torch.as_tensor(named_colours(frames.instructions)),
+    return {"observation.state": torch.as_tensor(frames.state),
+            "observation.environment_state": torch.as_tensor(frames.scene),
+            policy.camera_feature(robot): torch.as_tensor(frames.image),
+            "text": which, "language": tokens, "language_mask": mask,
+            "named_colours": torch.as_tensor(named_colours(frames.instructions)),
             "target_object": torch.as_tensor(frames.target_object), "target_pad": torch.as_tensor(frames.target_pad)}
